@@ -1,0 +1,75 @@
+"""Plain baselines: a backbone, global average pooling and the BNNeck head."""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import torch
+import torchvision
+from torch import nn
+
+from edge_reid.models.base import ReIDModel
+from edge_reid.models.heads import BNNeckHead
+from edge_reid.models.pretrained import load_backbone_weights
+from edge_reid.models.registry import MODELS
+
+
+class ResNet50Stages(nn.Module):
+    """torchvision's ResNet50 split into its stem (stage 0) and layer1..layer4 (stages 1-4)."""
+
+    def __init__(self, last_stride: int = 2, pretrained: Optional[str] = None) -> None:
+        super().__init__()
+        net = torchvision.models.resnet50(weights=None)
+        if pretrained:
+            load_backbone_weights(net, pretrained)
+        if last_stride not in (1, 2):
+            raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
+        if last_stride == 1:
+            net.layer4[0].conv2.stride = (1, 1)
+            net.layer4[0].downsample[0].stride = (1, 1)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.out_channels = (256, 512, 1024, 2048)
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Return (stem, F1, F2, F3, F4)."""
+        s0 = self.stem(x)
+        f1 = self.layer1(s0)
+        f2 = self.layer2(f1)
+        f3 = self.layer3(f2)
+        f4 = self.layer4(f3)
+        return s0, f1, f2, f3, f4
+
+
+class GlobalPoolReID(ReIDModel):
+    """ResNet50 -> GAP -> BNNeck: the shape of every plain baseline."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        last_stride: int = 2,
+        pretrained: Optional[str] = None,
+        input_size: Tuple[int, int] = (256, 128),
+    ) -> None:
+        super().__init__(embedding_dim=2048, input_size=input_size)
+        self.num_classes_ = num_classes
+        self.backbone = ResNet50Stages(last_stride=last_stride, pretrained=pretrained)
+        self.head = BNNeckHead(2048, num_classes)
+
+    def forward_train(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        stem, *_, f4 = self.backbone(x)
+        features = f4.mean(dim=(2, 3))
+        embeddings, logits = self.head(features)
+        return {
+            "logits": logits,
+            "features": features,
+            "embeddings": embeddings,
+            "stem_features": stem.mean(dim=(2, 3)).detach(),
+        }
+
+
+@MODELS.register("resnet50")
+def resnet50(num_classes: int, last_stride: int = 2, pretrained: Optional[str] = None,
+             input_size: Tuple[int, int] = (256, 128)) -> GlobalPoolReID:
+    """Plain ResNet50 (stock last stride 2) with GAP and BNNeck."""
+    return GlobalPoolReID(num_classes, last_stride=last_stride, pretrained=pretrained, input_size=tuple(input_size))

@@ -1,0 +1,84 @@
+"""The checkpoint format: model weights plus the metadata needed to rebuild the model.
+
+A checkpoint is a dict saved with ``torch.save`` (atomically) and loaded with
+``torch.load(weights_only=True)``, so it may hold only tensors, numbers, strings, lists and
+dicts (no numpy arrays, no pickled objects)::
+
+    {"format": "edge-reid-checkpoint", "format_version": 1,
+     "meta": ModelMeta.to_dict(), "model": state_dict, ...training state added by the engine}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import torch
+
+from edge_reid.errors import InvalidInputError
+from edge_reid.metadata import ModelMeta
+from edge_reid.utils.atomic import atomic_write
+
+CHECKPOINT_FORMAT = "edge-reid-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_checkpoint(
+    path: Union[str, Path], model: torch.nn.Module, meta: ModelMeta, extra: Optional[Mapping[str, Any]] = None
+) -> Path:
+    """Save ``model``'s weights, ``meta`` and ``extra`` training state to ``path`` atomically."""
+    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    payload: Dict[str, Any] = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "meta": meta.to_dict(),
+        "model": state,
+    }
+    payload.update(extra or {})
+    with atomic_write(path, "wb") as handle:
+        torch.save(payload, handle)
+    return Path(path)
+
+
+def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
+    """Load a checkpoint dict safely; a missing, corrupt or foreign file is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"Checkpoint {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InvalidInputError(
+            f"Checkpoint {path} is corrupt or truncated and cannot be loaded ({type(exc).__name__})."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise InvalidInputError(f"{path} is not an edge-reid checkpoint (no '{CHECKPOINT_FORMAT}' header).")
+    if payload.get("format_version", 0) > CHECKPOINT_VERSION:
+        raise InvalidInputError(f"Checkpoint {path} was written by a newer edge-reid; upgrade to read it.")
+    return payload
+
+
+def load_model_from_checkpoint(path: Union[str, Path]) -> Tuple[torch.nn.Module, ModelMeta, Dict[str, Any]]:
+    """Rebuild the model a checkpoint describes and load its weights (on the CPU, eval mode)."""
+    from edge_reid.models.registry import build_model
+
+    payload = read_checkpoint(path)
+    meta = ModelMeta.from_dict(payload["meta"], source=f"checkpoint {path}")
+    options = dict(meta.model_options)
+    options.setdefault("input_size", tuple(meta.input_size))
+    model = build_model(meta.model, num_classes=meta.num_ids, **options)
+    missing, unexpected = model.load_state_dict(payload["model"], strict=False)
+    if missing or unexpected:
+        raise InvalidInputError(
+            f"Checkpoint {path} does not match model '{meta.model}': "
+            f"missing keys {sorted(missing)[:5]}, unexpected keys {sorted(unexpected)[:5]}."
+        )
+    model.eval()
+    return model, meta, payload
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or getattr(model, "_orig_mod")
+    return model

@@ -1,0 +1,56 @@
+"""Load backbone weights from a local file (torchvision state-dict format); never downloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Union
+
+import torch
+from torch import nn
+
+from edge_reid.errors import InvalidInputError
+
+
+def load_backbone_weights(
+    module: nn.Module,
+    path: Union[str, Path],
+    ignore_prefixes: Iterable[str] = ("fc.", "classifier."),
+) -> None:
+    """Load a state dict from ``path`` into ``module``.
+
+    Keys starting with ``ignore_prefixes`` (ImageNet classifiers) are dropped. Any other
+    missing or unexpected key is an error that names the keys, so a wrong file is never
+    silently half-loaded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"Pretrained weights file {path} does not exist.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or not a torch file
+        raise InvalidInputError(f"Pretrained weights file {path} could not be read ({type(exc).__name__}).") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise InvalidInputError(f"Pretrained weights file {path} does not hold a state dict.")
+    prefixes = tuple(ignore_prefixes)
+    state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
+    expected = set(module.state_dict())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if missing or unexpected:
+        raise InvalidInputError(
+            f"Pretrained weights file {path} does not match the backbone: "
+            f"missing keys {_short(missing)}, unexpected keys {_short(unexpected)}."
+        )
+    shape_errors = [k for k, v in state.items() if tuple(v.shape) != tuple(module.state_dict()[k].shape)]
+    if shape_errors:
+        raise InvalidInputError(f"Pretrained weights file {path} has wrong shapes for keys {_short(shape_errors)}.")
+    module.load_state_dict(state, strict=True)
+
+
+def _short(keys: list, limit: int = 6) -> str:
+    if not keys:
+        return "[]"
+    shown = ", ".join(keys[:limit])
+    return f"[{shown}{', ...' if len(keys) > limit else ''}] ({len(keys)} in all)"

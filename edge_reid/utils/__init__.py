@@ -1,0 +1,1 @@
+"""Small shared helpers (atomic writes, hashing); numpy-free and torch-free."""
