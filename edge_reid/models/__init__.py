@@ -5,6 +5,9 @@ what is registered. Importing this package registers every model.
 """
 
 from edge_reid.models.registry import MODELS, build_model
-from edge_reid.models import baselines  # noqa: F401  (registers the baselines)
+from edge_reid.models import baselines  # noqa: F401  (registers resnet50, bot_resnet50)
+from edge_reid.models import mobilenet  # noqa: F401  (registers mobilenetv2)
+from edge_reid.models import visnet  # noqa: F401  (registers visnet)
+from edge_reid.models import dcs_models  # noqa: F401  (registers dcs_mobilenetv2, dcs_resnet50)
 
 __all__ = ["MODELS", "build_model"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torchvision
 from torch import nn
 
+from edge_reid.errors import InvalidInputError
 from edge_reid.models.base import ReIDModel
 from edge_reid.models.heads import BNNeckHead
 from edge_reid.models.pretrained import load_backbone_weights
@@ -19,11 +20,12 @@ class ResNet50Stages(nn.Module):
 
     def __init__(self, last_stride: int = 2, pretrained: Optional[str] = None) -> None:
         super().__init__()
+        if last_stride not in (1, 2):
+            raise InvalidInputError(f"Option last_stride must be 1 or 2, got {last_stride!r}.")
         net = torchvision.models.resnet50(weights=None)
+        net.fc = nn.Identity()  # the ImageNet classifier is not part of the backbone (its keys are skipped)
         if pretrained:
             load_backbone_weights(net, pretrained)
-        if last_stride not in (1, 2):
-            raise ValueError(f"last_stride must be 1 or 2, got {last_stride}")
         if last_stride == 1:
             net.layer4[0].conv2.stride = (1, 1)
             net.layer4[0].downsample[0].stride = (1, 1)
@@ -51,7 +53,7 @@ class GlobalPoolReID(ReIDModel):
         pretrained: Optional[str] = None,
         input_size: Tuple[int, int] = (256, 128),
     ) -> None:
-        super().__init__(embedding_dim=2048, input_size=input_size)
+        super().__init__(embedding_dim=2048, input_size=parse_input_size(input_size))
         self.num_classes_ = num_classes
         self.backbone = ResNet50Stages(last_stride=last_stride, pretrained=pretrained)
         self.head = BNNeckHead(2048, num_classes)
@@ -72,4 +74,23 @@ class GlobalPoolReID(ReIDModel):
 def resnet50(num_classes: int, last_stride: int = 2, pretrained: Optional[str] = None,
              input_size: Tuple[int, int] = (256, 128)) -> GlobalPoolReID:
     """Plain ResNet50 (stock last stride 2) with GAP and BNNeck."""
-    return GlobalPoolReID(num_classes, last_stride=last_stride, pretrained=pretrained, input_size=tuple(input_size))
+    return GlobalPoolReID(num_classes, last_stride=last_stride, pretrained=pretrained, input_size=input_size)
+
+
+@MODELS.register("bot_resnet50")
+def bot_resnet50(num_classes: int, last_stride: int = 1, pretrained: Optional[str] = None,
+                 input_size: Tuple[int, int] = (256, 128)) -> GlobalPoolReID:
+    """Bag-of-tricks baseline (Luo et al. 2019): ResNet50 with last stride 1, GAP and BNNeck."""
+    return GlobalPoolReID(num_classes, last_stride=last_stride, pretrained=pretrained, input_size=input_size)
+
+
+def parse_input_size(input_size: Sequence[int]) -> Tuple[int, int]:
+    """Check the ``input_size`` option is (height, width), two positive integers, and return it."""
+    try:
+        height, width = (int(v) for v in input_size)
+        valid = height > 0 and width > 0 and all(float(v) == int(v) for v in input_size)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise InvalidInputError(f"Option input_size must be (height, width) as two positive integers, got {input_size!r}.")
+    return height, width

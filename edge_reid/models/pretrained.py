@@ -35,7 +35,7 @@ def load_backbone_weights(
         raise InvalidInputError(f"Pretrained weights file {path} does not hold a state dict.")
     prefixes = tuple(ignore_prefixes)
     state = {k: v for k, v in state.items() if not k.startswith(prefixes)}
-    expected = set(module.state_dict())
+    expected = {k for k in module.state_dict() if not k.startswith(prefixes)}
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
@@ -46,7 +46,7 @@ def load_backbone_weights(
     shape_errors = [k for k, v in state.items() if tuple(v.shape) != tuple(module.state_dict()[k].shape)]
     if shape_errors:
         raise InvalidInputError(f"Pretrained weights file {path} has wrong shapes for keys {_short(shape_errors)}.")
-    module.load_state_dict(state, strict=True)
+    module.load_state_dict(state, strict=not any(k.startswith(prefixes) for k in module.state_dict()))
 
 
 def _short(keys: list, limit: int = 6) -> str:
