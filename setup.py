@@ -20,6 +20,7 @@ setup(
         "torchvision>=0.19",
         "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
         "numpy>=1.24",
+        "scipy>=1.10",  # CUHK03 split .mat files
         "opencv-python-headless>=4.8,<5",  # 4.x: OpenCV 5 dropped the HOG people detector
         "onnx>=1.16",
         "onnxscript>=0.2",  # torch.onnx's dynamo exporter needs it
