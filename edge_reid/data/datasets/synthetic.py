@@ -1,0 +1,38 @@
+"""``synthetic``: the embedded default dataset (generated once, then parsed as Market-1501).
+
+With no root, the default set is generated deterministically under
+``cache_dir()/synthetic/<key>`` (the key hashes the parameters and generator version) the
+first time it is asked for; with a root, that Market-1501 tree is parsed as it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from edge_reid.data import DATASETS
+from edge_reid.data.datasets.base import PathLike
+from edge_reid.data.datasets.market1501 import Market1501
+from edge_reid.data.synthetic.dataset import default_params, generate_dataset, params_key, read_manifest
+from edge_reid.utils.paths import cache_dir
+
+
+def default_root(**overrides: Any) -> Path:
+    """Folder of the synthetic set with these parameters, generated there if missing."""
+    params = {**default_params(), **overrides}
+    root = cache_dir() / "synthetic" / params_key(params)
+    manifest = read_manifest(root)
+    if manifest is None or manifest.get("key") != params_key(params):
+        generate_dataset(root, **params)
+    return root
+
+
+@DATASETS.register("synthetic")
+class SyntheticDataset(Market1501):
+    """The synthetic set: ``root=None`` means the cached default (generated on first use)."""
+
+    name = "synthetic"
+    display_name = "Synthetic (Market-1501 layout)"
+
+    def __init__(self, root: Optional[PathLike] = None, verbose: bool = True, **_: Any) -> None:
+        super().__init__(root=default_root() if root is None else root, verbose=verbose)

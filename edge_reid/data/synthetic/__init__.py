@@ -1,0 +1,20 @@
+"""The embedded default: a deterministic synthetic ReID dataset and multi-camera video.
+
+No real dataset or weight can be downloaded, so every command can run on people rendered
+here (numpy + OpenCV): identities with clothing, body shape and carried items, seen by
+cameras with their own lighting, background, viewpoint, blur and occlusion.
+"""
+
+from edge_reid.data.synthetic.dataset import GENERATOR_VERSION, default_params, generate_dataset
+from edge_reid.data.synthetic.identity import Identity, sample_identity
+from edge_reid.data.synthetic.video import enrolment_images, write_multicam_video
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "Identity",
+    "default_params",
+    "enrolment_images",
+    "generate_dataset",
+    "sample_identity",
+    "write_multicam_video",
+]
