@@ -40,6 +40,7 @@ class VisNet(ReIDModel):
         semantic_head: bool = True,
         pretrained: Optional[str] = None,
         input_size: Tuple[int, int] = (256, 128),
+        fusion_impl: str = "reference",
     ) -> None:
         super().__init__(embedding_dim=RESNET50_STAGE_CHANNELS[3], input_size=parse_input_size(input_size))
         for name, value in (("scale_attention", scale_attention), ("semantic_head", semantic_head)):
@@ -48,7 +49,9 @@ class VisNet(ReIDModel):
         fuse_stages = parse_fuse_stages(fuse_stages)  # checked before the (slow) backbone is built
         self.num_classes_ = int(num_classes)
         self.backbone = ResNet50Stages(last_stride=last_stride, pretrained=pretrained)
-        self.fusion = ScaleAttentionFusion(fuse_stages=fuse_stages, scale_attention=scale_attention)
+        self.fusion = ScaleAttentionFusion(
+            fuse_stages=fuse_stages, scale_attention=scale_attention, fusion_impl=fusion_impl
+        )
         self.semantic_head = SemanticHead(self.embedding_dim) if semantic_head else None
         self.head = BNNeckHead(self.embedding_dim, self.num_classes_)
 
@@ -90,6 +93,7 @@ def visnet(
     semantic_head: bool = True,
     pretrained: Optional[str] = None,
     input_size: Tuple[int, int] = (256, 128),
+    fusion_impl: str = "reference",
 ) -> VisNet:
     """VisNet as in the paper; ``fuse_stages``, ``scale_attention`` and ``semantic_head`` give the ablations."""
     return VisNet(
@@ -100,4 +104,5 @@ def visnet(
         semantic_head=semantic_head,
         pretrained=pretrained,
         input_size=input_size,
+        fusion_impl=fusion_impl,
     )

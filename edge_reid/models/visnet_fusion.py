@@ -22,6 +22,9 @@ from torch import nn
 
 from edge_reid.errors import InvalidInputError
 
+#: Implementations of the fusion (identical parameters and results).
+FUSION_IMPLS: Tuple[str, ...] = ("reference", "fast")
+
 #: Channels of ResNet50's stages 1-4.
 RESNET50_STAGE_CHANNELS: Tuple[int, int, int, int] = (256, 512, 1024, 2048)
 
@@ -42,8 +45,14 @@ class ScaleAttentionFusion(nn.Module):
         scale_attention: bool = True,
         stage_channels: Sequence[int] = RESNET50_STAGE_CHANNELS,
         hidden: int = 512,
+        fusion_impl: str = "reference",
     ) -> None:
         super().__init__()
+        if fusion_impl not in FUSION_IMPLS:
+            raise InvalidInputError(f"Option fusion_impl must be one of {', '.join(FUSION_IMPLS)}, got {fusion_impl!r}.")
+        #: "reference" (paper order) or "fast" (kernels.scale_fusion: same result, fewer FLOPs);
+        #: no parameters depend on it, so a checkpoint loads into either.
+        self.fusion_impl = fusion_impl
         self.fuse_stages = parse_fuse_stages(fuse_stages)
         self.scales: Tuple[int, ...] = self.fuse_stages + (4,)
         self.scale_attention = bool(scale_attention)
@@ -94,10 +103,37 @@ class ScaleAttentionFusion(nn.Module):
             fused = fused + maps[i] * weights[:, i].view(-1, 1, 1, 1)
         return fused, weights
 
+    def fast_forward(
+        self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor, f4: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The exact cheaper form (kernels.scale_fusion): project only the positions the resize reads.
+
+        Falls back to :meth:`reference_forward` when a stage is not an integer multiple of stage 4.
+        """
+        from kernels.scale_fusion import AttentionMLP, Projection, scale_fusion
+
+        stages = (f1, f2, f3, f4)
+        h4, w4 = f4.shape[-2:]
+        if any(stages[s - 1].shape[-2] % h4 or stages[s - 1].shape[-1] % w4 for s in self.fuse_stages):
+            return self.reference_forward(f1, f2, f3, f4)
+        projections = [
+            Projection.from_modules(getattr(self, f"proj_conv{s}"), getattr(self, f"proj_bn{s}"))
+            for s in self.fuse_stages
+        ]
+        mlp = (
+            AttentionMLP(self.attn_conv1.weight, self.attn_conv1.bias, self.attn_conv2.weight, self.attn_conv2.bias)
+            if self.scale_attention
+            else None
+        )
+        fused, weights, _ = scale_fusion([stages[s - 1] for s in self.fuse_stages], f4, projections, mlp)
+        return fused, weights
+
     def forward(
         self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor, f4: torch.Tensor
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return ``(fused_map, scale_weights)``."""
+        if self.fusion_impl == "fast":
+            return self.fast_forward(f1, f2, f3, f4)
         return self.reference_forward(f1, f2, f3, f4)
 
 

@@ -1,0 +1,56 @@
+"""Shared helpers for the Triton kernels: availability, interpreter detection, dispatch rule.
+
+The rule every op follows: run Triton on CUDA tensors, and on CPU tensors only when Triton's
+interpreter is on (``TRITON_INTERPRET=1``, read when the kernels are decorated); otherwise use the
+PyTorch reference. ONNX export always goes through the reference decomposition.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List
+
+import torch
+
+try:  # Triton is absent on some machines (macOS, Jetson images); the references still work.
+    import triton  # noqa: F401
+    import triton.language as tl  # noqa: F401
+
+    HAS_TRITON = True
+except Exception:  # pragma: no cover - depends on the machine
+    HAS_TRITON = False
+
+
+def interpreting() -> bool:
+    """True when Triton's CPU interpreter is on (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def use_triton(*tensors: torch.Tensor) -> bool:
+    """Whether these tensors go to the Triton kernels (else the PyTorch reference).
+
+    CUDA tensors use Triton when it is installed; CPU tensors only under the interpreter.
+    Never during ONNX export, which must see standard operators.
+    """
+    if not HAS_TRITON or torch.onnx.is_in_onnx_export():
+        return False
+    if not tensors:
+        return False
+    dev = tensors[0].device
+    if dev.type == "cuda":
+        return True
+    return dev.type == "cpu" and interpreting()
+
+
+def next_pow2(n: int, minimum: int = 16) -> int:
+    """Smallest power of two >= max(n, minimum) (tile sizes must be powers of two)."""
+    n = max(int(n), minimum)
+    return 1 << (n - 1).bit_length()
+
+
+def autotune_configs(gpu_configs: List[dict], cpu_config: dict) -> List[dict]:
+    """The configurations to try: all of them on a GPU, a single small one under the interpreter.
+
+    Autotuning in the interpreter would multiply its (already slow) run time for no benefit.
+    """
+    return [cpu_config] if interpreting() else gpu_configs

@@ -1,0 +1,116 @@
+"""Public VisNet fusion op: the exact cheaper form, with the weighted sum + GAP as a custom op.
+
+``scale_fusion(feats, f4, projections, mlp)`` returns (fused map, scale weights, GAP of the fused
+map), equal to the paper-order computation (``reference.scale_fusion_reference``). The projection
+of the sampled positions runs as PyTorch ops (fast.py); the weighted sum + GAP is the custom op
+``edge_reid::weighted_scale_sum`` (fake impl + autograd), Triton on CUDA tensors (and on CPU under
+TRITON_INTERPRET=1), plain PyTorch otherwise; ONNX export sees only the plain PyTorch form.
+"""
+
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from kernels._triton_utils import use_triton
+from kernels.scale_fusion.fast import project_sampled
+from kernels.scale_fusion.reference import AttentionMLP, Projection
+
+_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+
+def _triton_ok(t: torch.Tensor) -> bool:
+    return t.dtype in _TRITON_DTYPES and use_triton(t)
+
+
+def weighted_sum_reference(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(sum_s w_s P_s, its spatial mean) in plain PyTorch."""
+    fused = maps[0] * weights[:, 0, None, None, None]
+    for i in range(1, len(maps)):
+        fused = fused + maps[i] * weights[:, i, None, None, None]
+    return fused, fused.mean(dim=(2, 3))
+
+
+@torch.library.custom_op("edge_reid::weighted_scale_sum", mutates_args=())
+def _wsum_op(maps: List[torch.Tensor], weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(fused B x D x h x w, gap B x D) for maps P_s (B x D x h x w) and weights B x S."""
+    if _triton_ok(maps[0]) and len(maps) <= 4:
+        from kernels.scale_fusion.triton_fusion import wsum_forward
+
+        return wsum_forward(maps, weights)
+    fused, gap = weighted_sum_reference(maps, weights)
+    return fused.contiguous(), gap.contiguous()
+
+
+@_wsum_op.register_fake
+def _wsum_fake(maps, weights):  # type: ignore[no-untyped-def]
+    p = maps[0]
+    return p.new_empty(p.shape), p.new_empty(p.shape[:2])
+
+
+@torch.library.custom_op("edge_reid::weighted_scale_sum_backward", mutates_args=())
+def _wsum_bwd_op(maps: List[torch.Tensor], weights: torch.Tensor, grad_fused: torch.Tensor,
+                 grad_gap: torch.Tensor) -> List[torch.Tensor]:
+    """[dP_1, ..., dP_S, dW]: with G = dFused + dGap / HW, dP_s = w_s G and dW_s = sum P_s G."""
+    if _triton_ok(maps[0]) and len(maps) <= 4:
+        from kernels.scale_fusion.triton_fusion import wsum_backward
+
+        dps, dw = wsum_backward(maps, weights, grad_fused, grad_gap)
+        return list(dps) + [dw]
+    hw = grad_fused.shape[-2] * grad_fused.shape[-1]
+    g = grad_fused + grad_gap[:, :, None, None] / hw
+    dps = [(g * weights[:, i, None, None, None]).contiguous() for i in range(len(maps))]
+    dw = torch.stack([(p * g).sum(dim=(1, 2, 3)) for p in maps], dim=1)
+    return dps + [dw]
+
+
+@_wsum_bwd_op.register_fake
+def _wsum_bwd_fake(maps, weights, grad_fused, grad_gap):  # type: ignore[no-untyped-def]
+    return [p.new_empty(p.shape) for p in maps] + [weights.new_empty(weights.shape)]
+
+
+def _setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    maps, weights = inputs
+    ctx.save_for_backward(weights, *maps)
+
+
+def _backward(ctx, grad_fused, grad_gap):  # type: ignore[no-untyped-def]
+    weights, *maps = ctx.saved_tensors
+    if grad_fused is None:
+        grad_fused = torch.zeros_like(maps[0])
+    if grad_gap is None:
+        grad_gap = maps[0].new_zeros(maps[0].shape[:2])
+    out = _wsum_bwd_op(list(maps), weights, grad_fused.contiguous(), grad_gap.contiguous())
+    return list(out[:-1]), out[-1]
+
+
+_wsum_op.register_autograd(_backward, setup_context=_setup)
+
+
+def weighted_scale_sum(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(sum_s w_s P_s, GAP of it): one pass over the maps (Triton where it runs)."""
+    if torch.onnx.is_in_onnx_export():
+        return weighted_sum_reference(maps, weights)
+    return _wsum_op(list(maps), weights)
+
+
+def scale_fusion(
+    feats: Sequence[torch.Tensor], f4: torch.Tensor, projections: Sequence[Projection], mlp: Optional[AttentionMLP]
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """VisNet's fusion, exact cheaper form: returns (fused map, scale weights B x S, GAP B x D).
+
+    ``feats`` are the projected stages (each an integer multiple of F4's resolution) with their
+    ``projections``; ``mlp`` None gives uniform weights 1/S (no scale attention). In training the
+    BN batch statistics come from the input moments and the running statistics are updated.
+    """
+    size = (int(f4.shape[-2]), int(f4.shape[-1]))
+    maps = [project_sampled(p, x, size) for p, x in zip(projections, feats)]
+    maps.append(f4)
+    if mlp is None:
+        weights = f4.new_full((f4.shape[0], len(maps)), 1.0 / len(maps))
+    else:
+        g = maps[0].mean(dim=(2, 3))
+        for m in maps[1:]:
+            g = g + m.mean(dim=(2, 3))
+        weights = mlp(g / len(maps))
+    fused, gap = weighted_scale_sum(maps, weights)
+    return fused, weights, gap
