@@ -24,6 +24,11 @@ from edge_reid.version import __version__
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "synth": ("edge_reid.data.synthetic.command", "render the synthetic ReID dataset (Market-1501 layout) or video"),
     "eval": ("edge_reid.evaluation.command", "evaluate a model on a dataset: CMC, mAP, mINP and ranked-list pictures"),
+    "export": ("edge_reid.deploy.export_command", "export a checkpoint to ONNX (dynamic batch, metadata, parity vs PyTorch)"),
+    "build": ("edge_reid.deploy.command", "build ONNX FP32/FP16/INT8 and TensorRT engines with parity gates and a latency table"),
+    "train": ("edge_reid.engine.command", "train a model from a YAML config"),
+    "stream": ("edge_reid.stream.command", "run ReID on live camera streams, video files, RTSP or GStreamer sources"),
+    "bench": ("edge_reid.bench.command", "benchmark params/FLOPs, latency per backend and precision, accuracy vs latency"),
 }
 
 

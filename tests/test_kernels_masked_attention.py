@@ -70,12 +70,8 @@ def _errors(case) -> dict:
 
 
 def _run_interpreted(cases) -> dict:
-    # The child imports the same `kernels` package this process uses (its parent directory first).
-    import kernels
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(kernels.__file__)))
-    env = dict(os.environ, TRITON_INTERPRET="1",
-               PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    # The child imports the installed `kernels` package with the interpreter switched on.
+    env = dict(os.environ, TRITON_INTERPRET="1")
     names = [c[0] for c in cases]
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), *names], env=env,
                           capture_output=True, text=True, timeout=1200)

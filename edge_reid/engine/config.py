@@ -1,0 +1,334 @@
+"""Training configs: YAML files with ``_base_`` inheritance, a typed schema, ``--set`` overrides.
+
+A config is a nested dict. :data:`SCHEMA` lists every section and key with its type and
+default; a key the schema does not know, or a value of the wrong type, is an error that
+names the key by its dotted name (``train.epochs``). A few sections are free-form because
+another part owns their meaning (``model.options`` goes to ``build_model``, ``loss`` to the
+``LossComposer``, ``data.augment`` to the train transform).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from edge_reid.errors import InvalidInputError
+from edge_reid.utils.atomic import atomic_write_text
+
+Config = Dict[str, Any]
+ConfigSource = Union[str, Path, Mapping[str, Any]]
+
+BASE_KEY = "_base_"
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One config value: its default, the Python types it may take, allowed choices."""
+
+    default: Any
+    types: Tuple[type, ...]
+    choices: Optional[Tuple[Any, ...]] = None
+    optional: bool = False  # None allowed
+    free: bool = False  # a dict/list whose inner keys are not checked here
+    length: Optional[int] = None  # lists of fixed length
+    item_type: Optional[type] = None  # type of list items
+
+
+def _f(default: Any, *types: type, **kw: Any) -> Field:
+    return Field(default, types or (type(default),), **kw)
+
+
+#: Every key a training config may hold, with its default.
+SCHEMA: Dict[str, Any] = {
+    "name": _f(None, str, optional=True),
+    "model": {
+        "name": _f("resnet50", str),
+        "options": _f({}, dict, free=True),
+    },
+    "data": {
+        "dataset": _f("synthetic", str),
+        "root": _f(None, str, optional=True),
+        "input_size": _f([256, 128], list, length=2, item_type=int),
+        "p": _f(16, int),
+        "k": _f(4, int),
+        "workers": _f(2, int),
+        "augment": _f(None, dict, optional=True, free=True),
+        "options": _f({}, dict, free=True),  # the dataset's own options (build_dataset kwargs)
+    },
+    "loss": {
+        "terms": _f([{"name": "cross_entropy", "label_smoothing": 0.1}], list, free=True),
+        "weighting": _f({"type": "static"}, dict, free=True),
+    },
+    "optim": {
+        "name": _f("adam", str, choices=("adam", "sgd")),
+        "lr": _f(3.5e-4, float),
+        "weight_decay": _f(5e-4, float),
+        "momentum": _f(0.9, float),
+        "nesterov": _f(False, bool),
+    },
+    "schedule": {
+        "type": _f("step", str, choices=("step", "cosine")),
+        "warmup_epochs": _f(0, int),
+        "warmup_factor": _f(0.1, float),
+        "milestones": _f([40, 80], list, item_type=int),
+        "gamma": _f(0.1, float),
+        "min_lr_factor": _f(0.0, float),
+    },
+    "train": {
+        "epochs": _f(120, int),
+        "iters_per_epoch": _f(0, int),  # 0: one full pass of the PK sampler
+        "seed": _f(0, int),
+        "amp": _f("none", str, choices=("none", "bf16", "fp16")),
+        "grad_clip": _f(None, float, optional=True),
+        "eval_every": _f(0, int),  # 0: evaluate only after the last epoch
+        "eval_at_start": _f(False, bool),
+        "checkpoint_every": _f(1, int),
+        "checkpoint_iters": _f(0, int),  # 0: only at epoch ends
+        "max_nonfinite": _f(10, int),
+        "log_every": _f(20, int),
+        "device": _f("auto", str),
+        "deterministic": _f(True, bool),
+        "threads": _f(0, int),  # torch CPU threads; 0 leaves the default
+        "find_unused_parameters": _f(False, bool),  # DDP: models with outputs no loss uses
+    },
+    "eval": {
+        "enabled": _f(True, bool),  # false: no evaluation at all (no query/gallery needed)
+        "flip": _f(False, bool),
+        "rerank": _f(False, bool),
+        "batch_size": _f(64, int),
+    },
+    "output": {
+        "dir": _f(None, str, optional=True),
+        "tensorboard": _f(True, bool),
+    },
+}
+
+
+def defaults() -> Config:
+    """The config every file starts from (a fresh deep copy)."""
+
+    def walk(node: Mapping[str, Any]) -> Config:
+        return {k: walk(v) if isinstance(v, dict) else copy.deepcopy(v.default) for k, v in node.items()}
+
+    return walk(SCHEMA)
+
+
+def load_config(source: ConfigSource, overrides: Iterable[str] = ()) -> Config:
+    """Resolve a config file (or dict) with its ``_base_`` chain, apply ``key=value`` overrides, validate.
+
+    Missing keys take the schema defaults; the result is a complete, validated dict.
+    """
+    if isinstance(source, Mapping):
+        raw = copy.deepcopy(dict(source))
+        if BASE_KEY in raw:
+            raise InvalidInputError("A config given as a dict cannot use '_base_'; give a file path instead.")
+        name = raw.get("name")
+    else:
+        path = Path(source)
+        raw = _load_with_bases(path, ())
+        name = raw.get("name") or path.stem
+    cfg = _merge(defaults(), raw)
+    for item in overrides:
+        apply_override(cfg, item)
+    cfg["name"] = cfg.get("name") or name or "config"
+    validate(cfg)
+    return cfg
+
+
+def read_yaml(path: Path) -> Config:
+    """Read one YAML mapping; a missing or malformed file is a clear error naming it."""
+    if not path.is_file():
+        raise InvalidInputError(f"Config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise InvalidInputError(f"Config file {path} is not valid YAML{line}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"Config file {path} must hold a mapping of sections, not a {type(data).__name__}.")
+    return data
+
+
+def _load_with_bases(path: Path, chain: Tuple[Path, ...]) -> Config:
+    """Read ``path`` and merge it over its ``_base_`` files (paths relative to ``path``)."""
+    resolved = path.resolve()
+    if resolved in chain:
+        raise InvalidInputError(f"Config file {path} inherits from itself through '_base_'.")
+    data = read_yaml(path)
+    bases = data.pop(BASE_KEY, None)
+    if bases is None:
+        return data
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise InvalidInputError(f"Key '_base_' in config file {path} must be a file name or a list of them.")
+    merged: Config = {}
+    for base in bases:
+        merged = _merge(merged, _load_with_bases(path.parent / base, chain + (resolved,)))
+    return _merge(merged, data)
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Config:
+    """Recursive dict merge: mappings merge key by key, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(cfg: Config, item: str) -> None:
+    """Apply one ``dotted.key=value`` override in place; the value is parsed as YAML."""
+    if "=" not in item:
+        raise InvalidInputError(f"Override '{item}' must look like key.sub=value.")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise InvalidInputError(f"The value of override '{key}' is not valid YAML: {text!r}.") from None
+    parts = key.split(".")
+    if not key or any(not p for p in parts):
+        raise InvalidInputError(f"Override '{item}' has an empty key.")
+    node: Any = cfg
+    schema: Any = SCHEMA
+    for depth, part in enumerate(parts[:-1]):
+        dotted = ".".join(parts[: depth + 1])
+        if isinstance(schema, dict):
+            if part not in schema:
+                raise InvalidInputError(f"Unknown config key '{dotted}'.")
+            schema = schema[part]
+        elif not (isinstance(schema, Field) and schema.free):
+            raise InvalidInputError(f"Config key '{dotted}' is a value, not a section.")
+        if node.get(part) is None and isinstance(schema, Field) and schema.free:
+            node[part] = {}
+        node = node.get(part)
+        if not isinstance(node, dict):
+            raise InvalidInputError(f"Config key '{dotted}' is not a section, so '{key}' cannot be set.")
+    last = parts[-1]
+    if isinstance(schema, dict) and last not in schema:
+        raise InvalidInputError(f"Unknown config key '{key}'.")
+    node[last] = value
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Check every key is known and every value has the schema's type; errors name the key."""
+    _validate_node(cfg, SCHEMA, "")
+    for dotted in ("data.p", "data.k", "train.epochs", "train.checkpoint_every", "eval.batch_size"):
+        if _get(cfg, dotted) < 1:
+            raise InvalidInputError(f"Config key '{dotted}' must be at least 1, got {_get(cfg, dotted)}.")
+    for dotted in ("data.workers", "train.iters_per_epoch", "train.eval_every", "train.checkpoint_iters",
+                   "train.max_nonfinite", "train.log_every", "schedule.warmup_epochs", "train.threads"):
+        if _get(cfg, dotted) < 0:
+            raise InvalidInputError(f"Config key '{dotted}' must not be negative, got {_get(cfg, dotted)}.")
+    if any(v <= 0 for v in cfg["data"]["input_size"]):
+        raise InvalidInputError("Config key 'data.input_size' must be two positive integers (height, width).")
+    if cfg["optim"]["lr"] <= 0:
+        raise InvalidInputError("Config key 'optim.lr' must be positive.")
+
+
+def _validate_node(node: Any, schema: Mapping[str, Any], prefix: str) -> None:
+    if not isinstance(node, Mapping):
+        raise InvalidInputError(f"Config key '{prefix.rstrip('.')}' must be a section (a mapping).")
+    for key, value in node.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            raise InvalidInputError(f"Unknown config key '{dotted}'.")
+        spec = schema[key]
+        if isinstance(spec, dict):
+            _validate_node(value, spec, dotted + ".")
+        else:
+            node_value = _check_value(value, spec, dotted)
+            if node_value is not value and isinstance(node, dict):
+                node[key] = node_value
+
+
+def _check_value(value: Any, spec: Field, dotted: str) -> Any:
+    """Return ``value`` (ints widened to float where a float is expected) or raise naming ``dotted``."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise InvalidInputError(f"Config key '{dotted}' must be set (got null).")
+    if float in spec.types and isinstance(value, str):
+        try:  # YAML 1.1 reads '1e-4' as a string; accept it as the number it spells
+            value = float(value)
+        except ValueError:
+            pass
+    if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in spec.types)
+    if not ok:
+        wanted = " or ".join(_type_name(t) for t in spec.types) + (" or null" if spec.optional else "")
+        raise InvalidInputError(
+            f"Config key '{dotted}' must be {wanted}, got {_type_name(type(value))} {value!r}."
+        )
+    if spec.choices is not None and value not in spec.choices:
+        raise InvalidInputError(f"Config key '{dotted}' must be one of {list(spec.choices)}, got {value!r}.")
+    if isinstance(value, list) and not spec.free:
+        if spec.length is not None and len(value) != spec.length:
+            raise InvalidInputError(f"Config key '{dotted}' must be a list of {spec.length} values, got {value!r}.")
+        if spec.item_type is not None:
+            for item in value:
+                if not isinstance(item, spec.item_type) or isinstance(item, bool):
+                    raise InvalidInputError(
+                        f"Config key '{dotted}' must be a list of {_type_name(spec.item_type)}s, got {value!r}."
+                    )
+    return value
+
+
+def _type_name(t: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
+            list: "a list", type(None): "null"}.get(t, t.__name__)
+
+
+def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def save_config(cfg: Mapping[str, Any], path: Union[str, Path]) -> Path:
+    """Write the resolved config as YAML atomically (the run folder's ``config.yaml``)."""
+    atomic_write_text(path, yaml.safe_dump(_plain(cfg), sort_keys=False, default_flow_style=None))
+    return Path(path)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def dump_overrides(cfg: Mapping[str, Any]) -> List[str]:
+    """The config as flat ``key=value`` strings (for logs and tensorboard hparams)."""
+    out: List[str] = []
+
+    def walk(node: Mapping[str, Any], prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, Mapping) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                out.append(f"{prefix}{key}={value}")
+
+    walk(cfg, "")
+    return out
+
+
+def resolve_sequence(values: Optional[Sequence[str]]) -> List[str]:
+    """Flatten ``--set a=1 b=2 --set c=3`` style argparse values."""
+    out: List[str] = []
+    for item in values or ():
+        out.extend([item] if isinstance(item, str) else list(item))
+    return out

@@ -1,0 +1,339 @@
+"""The one training loop for every model and loss combination.
+
+The :class:`Trainer` knows nothing about particular losses: the ``LossComposer`` turns the
+model's output dict into a total and named terms. Everything around the step (learning rate,
+evaluation, logging, checkpoints, epoch-end callbacks) is a :mod:`hook <edge_reid.engine.hooks>`.
+
+Determinism: every epoch starts by re-seeding all generators from (seed, epoch) and telling
+the sampler its epoch, so an epoch is a pure function of the state at its start. A run
+resumed mid-epoch replays the data loader over the batches already consumed (discarding
+them, so data-side randomness advances exactly as before) and then restores the RNG
+states saved in the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from edge_reid.engine import distributed
+from edge_reid.engine.distributed import DistInfo
+from edge_reid.engine.hooks import Hook
+from edge_reid.engine.optim import EpochSchedule
+from edge_reid.engine.rng import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
+from edge_reid.engine.runlog import RunLog
+from edge_reid.errors import EdgeReidError
+from edge_reid.metadata import ModelMeta
+
+
+class NonFiniteLossError(EdgeReidError):
+    """The loss was NaN or infinite in too many steps in a row."""
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint."""
+
+    epoch: int = 0  # epochs completed
+    batch: int = 0  # batches consumed in the epoch now running
+    global_step: int = 0
+    lr: float = 0.0
+    nonfinite_streak: int = 0
+    nonfinite_total: int = 0
+    best_map: float = -1.0
+    best_epoch: int = -1
+    metrics: Dict[str, float] = field(default_factory=dict)
+    initial_metrics: Dict[str, float] = field(default_factory=dict)
+    evaluated_now: bool = False
+
+
+class Trainer:
+    """Runs epochs of PK-sampled batches through model -> composer -> optimizer, calling hooks."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        composer: Any,
+        loader: Iterable,
+        cfg: Mapping[str, Any],
+        run_dir: Path,
+        meta: ModelMeta,
+        device: torch.device,
+        dist: DistInfo = DistInfo(),
+        hooks: Sequence[Hook] = (),
+        find_unused_parameters: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        tcfg = cfg["train"]
+        self.module = model.to(device)
+        self.device = device
+        self.dist = dist
+        self.model: nn.Module = self.module
+        if dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=ids, find_unused_parameters=find_unused_parameters
+            )
+        self.optimizer = optimizer
+        self.composer = composer
+        self.loader = loader
+        self.run_dir = Path(run_dir)
+        self.meta = meta
+        self.hooks: List[Hook] = list(hooks)
+        self.epochs = int(tcfg["epochs"])
+        self.seed = int(tcfg["seed"])
+        self.base_lr = float(cfg["optim"]["lr"])
+        self.schedule = EpochSchedule(cfg["schedule"], self.epochs)
+        self.grad_clip: Optional[float] = tcfg["grad_clip"]
+        self.max_nonfinite = int(tcfg["max_nonfinite"])
+        self.log_every = max(1, int(tcfg["log_every"]))
+        self.iters_per_epoch = self._epoch_length(loader, int(tcfg["iters_per_epoch"]))
+        self.amp_dtype = self._amp_dtype(tcfg["amp"], device)
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.state = TrainState()
+        self.epoch_row: Dict[str, Any] = {}
+        self.runlog = RunLog(self.run_dir, enabled=dist.is_main, tensorboard=cfg["output"]["tensorboard"])
+        self._resume_rng: Optional[Dict[str, Any]] = None
+        self._accum: Dict[str, Any] = self._empty_accum()
+
+    # ------------------------------------------------------------------ set-up helpers
+    @staticmethod
+    def _epoch_length(loader: Iterable, limit: int) -> int:
+        try:
+            length = len(loader)  # type: ignore[arg-type]
+        except TypeError:
+            length = 0
+        if limit > 0:
+            return min(limit, length) if length else limit
+        if not length:
+            raise EdgeReidError("The training loader has no length; set train.iters_per_epoch.")
+        return length
+
+    @staticmethod
+    def _amp_dtype(amp: str, device: torch.device) -> Optional[torch.dtype]:
+        if amp == "none":
+            return None
+        if device.type != "cuda":
+            warnings.warn(f"train.amp={amp} needs a CUDA GPU; training in float32 on {device.type}.", stacklevel=3)
+            return None
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+
+    def print(self, text: str) -> None:
+        """Print on the main process only, without breaking the progress bar."""
+        if self.dist.is_main:
+            tqdm.write(text, file=sys.stderr)
+
+    # ------------------------------------------------------------------ state
+    def _empty_accum(self) -> Dict[str, Any]:
+        return {"terms": {}, "weights": {}, "steps": 0, "images": 0, "seconds": 0.0}
+
+    def training_state(self) -> Dict[str, Any]:
+        """Everything a checkpoint needs beyond the weights (tensors, numbers, strings, lists, dicts)."""
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": {**self.schedule.state_dict(), "last_epoch": self.state.epoch, "lr": self.state.lr},
+            "composer": self.composer.state_dict() if hasattr(self.composer, "state_dict") else {},
+            "epoch": self.state.epoch,
+            "batch": self.state.batch,
+            "global_step": self.state.global_step,
+            "rng": capture_rng_state(),
+            "config": _plain(self.cfg),
+            "history": _plain(self.runlog.rows),
+            "trainer": _plain({k: v for k, v in asdict(self.state).items() if k not in ("epoch", "batch", "global_step")}),
+            "epoch_accum": _plain(self._accum),
+        }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def load_training_state(self, payload: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint written by :meth:`training_state` (weights included)."""
+        self.module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if payload.get("composer") and hasattr(self.composer, "load_state_dict"):
+            self.composer.load_state_dict(payload["composer"])
+        if self.scaler is not None and "scaler" in payload:
+            self.scaler.load_state_dict(payload["scaler"])
+        for key, value in dict(payload.get("trainer", {})).items():
+            if hasattr(self.state, key):
+                setattr(self.state, key, value)
+        self.state.epoch = int(payload["epoch"])
+        self.state.batch = int(payload["batch"])
+        self.state.global_step = int(payload["global_step"])
+        self.state.evaluated_now = False
+        self.runlog.restore(payload.get("history", []))
+        if self.state.batch > 0:
+            self._resume_rng = payload["rng"]
+            self._accum = dict(payload.get("epoch_accum") or self._empty_accum())
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> TrainState:
+        """Run the remaining epochs; returns the final state (metrics of the last evaluation)."""
+        self._call("before_train")
+        while self.state.epoch < self.epochs:
+            self.run_epoch()
+        self._call("after_train")
+        return self.state
+
+    def _call(self, point: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, point)(self)
+
+    def _set_sampler_epoch(self, epoch: int) -> None:
+        for name in ("batch_sampler", "sampler"):
+            sampler = getattr(self.loader, name, None)
+            if sampler is not None and hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+
+    def run_epoch(self) -> None:
+        """One epoch (or its remainder after a mid-epoch resume)."""
+        epoch = self.state.epoch
+        self.state.evaluated_now = False
+        self._call("before_epoch")
+        self._set_sampler_epoch(epoch)
+        seed_everything(epoch_seed(self.seed, epoch))
+        start = self.state.batch
+        iterator = iter(self.loader)
+        if start > 0:
+            for _ in range(start):  # replay consumed batches so the loader's randomness lines up
+                next(iterator)
+            if self._resume_rng is not None:
+                restore_rng_state(self._resume_rng)
+                self._resume_rng = None
+        else:
+            self._accum = self._empty_accum()
+        self.model.train()
+        bar = tqdm(total=self.iters_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{self.epochs}",
+                   disable=not self.dist.is_main, dynamic_ncols=True, mininterval=1.0, leave=False, file=sys.stderr)
+        tick = time.perf_counter()
+        try:
+            for index in range(start, self.iters_per_epoch):
+                try:
+                    batch = next(iterator)
+                except StopIteration:
+                    break
+                step_images = int(batch[0].shape[0]) * self.dist.world_size
+                result = self.step(batch)
+                self.state.batch = index + 1
+                self.state.global_step += 1
+                now = time.perf_counter()
+                self._accum["seconds"] += now - tick
+                tick = now
+                self._accum["images"] += step_images
+                if result is not None:
+                    self._accumulate(result)
+                bar.update(1)
+                if (index + 1) % self.log_every == 0 or index + 1 == self.iters_per_epoch:
+                    bar.set_postfix_str(self._postfix(), refresh=False)
+                self._call("after_step")
+                tick = time.perf_counter()  # checkpoint writes do not count as training time
+        finally:
+            bar.close()
+            del iterator
+        self.state.epoch = epoch + 1
+        self.state.batch = 0
+        self.epoch_row = self._epoch_summary()
+        self._call("after_epoch")
+
+    # ------------------------------------------------------------------ one step
+    def step(self, batch: Sequence[Any]) -> Optional[Any]:
+        """Forward, loss, backward, clip, update. A non-finite loss skips the step (no update,
+        BatchNorm statistics restored) and stops training after ``max_nonfinite`` in a row."""
+        images = batch[0].to(self.device, non_blocking=True)
+        targets = batch[1].to(self.device, non_blocking=True)
+        buffers = [b for b in self.module.buffers() if b.is_floating_point() or b.dtype == torch.long]
+        saved = [b.detach().clone() for b in buffers]
+        autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+                    if self.amp_dtype is not None else contextlib.nullcontext())
+        with autocast:
+            outputs = self.model(images)
+            result = self.composer(outputs, targets)
+        total = result.total.float()
+        bad = 0.0 if bool(torch.isfinite(total)) else 1.0
+        if distributed.all_reduce_sum(bad, self.device) > 0:  # every rank skips together
+            with torch.no_grad():
+                for buf, old in zip(buffers, saved):
+                    buf.copy_(old)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.state.nonfinite_streak += 1
+            self.state.nonfinite_total += 1
+            if self.state.nonfinite_streak >= max(1, self.max_nonfinite):
+                raise NonFiniteLossError(
+                    f"Training stopped: the loss was NaN or infinite in {self.state.nonfinite_streak} steps in a row "
+                    f"(epoch {self.state.epoch + 1}, batch {self.state.batch + 1}, limit train.max_nonfinite="
+                    f"{self.max_nonfinite}); lower optim.lr, set train.grad_clip or check the data."
+                )
+            self.print(f"warning: non-finite loss at epoch {self.state.epoch + 1}, batch {self.state.batch + 1}; "
+                       f"step skipped ({self.state.nonfinite_streak} in a row).")
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(total).backward()
+            self.scaler.unscale_(self.optimizer)
+            self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            total.backward()
+            self._clip()
+            self.optimizer.step()
+        self.state.nonfinite_streak = 0
+        return result
+
+    def _clip(self) -> None:
+        if self.grad_clip is not None and self.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _accumulate(self, result: Any) -> None:
+        acc = self._accum
+        acc["steps"] += 1
+        terms = acc["terms"]
+        terms["loss"] = terms.get("loss", 0.0) + float(result.total.detach())
+        for name, value in dict(result.terms).items():
+            terms[name] = terms.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
+        acc["weights"] = {k: float(v) for k, v in dict(getattr(result, "weights", {}) or {}).items()}
+
+    def _postfix(self) -> str:
+        acc = self._accum
+        steps = max(1, acc["steps"])
+        parts = [f"{k} {v / steps:.3f}" for k, v in acc["terms"].items()]
+        parts += [f"w.{k} {v:.2f}" for k, v in acc["weights"].items()]
+        parts.append(f"lr {self.state.lr:.2e}")
+        if acc["seconds"] > 0:
+            parts.append(f"{acc['images'] / acc['seconds']:.1f} img/s")
+        return " ".join(parts)
+
+    def _epoch_summary(self) -> Dict[str, Any]:
+        acc = self._accum
+        steps = max(1, acc["steps"])
+        row: Dict[str, Any] = {"epoch": self.state.epoch, "lr": self.state.lr}
+        for name, value in acc["terms"].items():
+            row[name if name == "loss" else f"loss.{name}"] = value / steps
+        for name, value in acc["weights"].items():
+            row[f"weight.{name}"] = value
+        row["images_per_s"] = acc["images"] / acc["seconds"] if acc["seconds"] > 0 else 0.0
+        row["time_s"] = acc["seconds"]
+        row["skipped_steps"] = self.state.nonfinite_total
+        return row
+
+
+def _plain(obj: Any) -> Any:
+    """Dicts/lists/tuples of plain values (tuples become lists) for weights-only checkpoints."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,38 @@
+"""Proof that the engine makes a model learn: a short synthetic run lifts Rank-1 and mAP clearly
+above the same model untrained (both measured here, on the same query/gallery split)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge_reid.data.synthetic.dataset import generate_dataset
+from edge_reid.engine import train
+
+
+@pytest.mark.slow  # a few minutes on a shared 2-core CPU
+def test_short_synthetic_run_lifts_rank1_above_the_untrained_model(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    generate_dataset(root, num_ids=64, num_cams=4, images_per_id_per_cam=3, num_distractors=0, num_junk=0)
+    cfg = {
+        "name": "learning",
+        "model": {"name": "mobilenetv2"},
+        "data": {"dataset": "market1501", "root": str(root), "input_size": [64, 32], "p": 8, "k": 4, "workers": 1},
+        "loss": {"terms": [{"name": "cross_entropy", "label_smoothing": 0.1}, {"name": "triplet", "margin": 0.3}]},
+        "optim": {"name": "adam", "lr": 1e-3},
+        "schedule": {"type": "cosine", "warmup_epochs": 1, "milestones": []},
+        "train": {"epochs": 6, "threads": 1, "eval_at_start": True, "eval_every": 0, "checkpoint_iters": 0,
+                  "grad_clip": 5.0},
+        "output": {"dir": str(tmp_path / "run"), "tensorboard": False},
+    }
+    result = train(cfg, verbose=False)
+    before, after = result.initial_metrics, result.metrics
+    assert set(before) >= {"rank1", "mAP"} and set(after) >= {"rank1", "mAP"}
+    # clearly better than untrained (percentage points), and far above chance
+    assert after["rank1"] >= before["rank1"] + 10.0, (before, after)
+    assert after["mAP"] >= before["mAP"] + 5.0, (before, after)
+    assert after["rank1"] >= 3 * result.chance_rank1
+    losses = [row["loss"] for row in result.history if "loss" in row]
+    assert losses[-1] < losses[0], losses
+    assert (result.run_dir / "best.pth").is_file() and result.checkpoint.name == "best.pth"
