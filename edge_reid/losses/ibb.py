@@ -1,0 +1,241 @@
+"""IBB: the variational upper bound of the information bottleneck loss (DCS-Attention paper).
+
+With F_i the L2-normalised BNNeck embedding, X_i the L2-normalised stem features (the network
+input summarised as a fixed vector, detached) and per-class centroids C^F_a, C^X_b:
+
+    phi_F(i, a) = softmax_a(-beta ||F_i - C^F_a||^2),   phi_X(i, b) likewise,
+    IBB_i = sum_a sum_b phi_F(i,a) phi_X(i,b) log phi_X(i,b) - sum_a phi_F(i,a) log Q(y_i | a),
+
+and the loss is the batch mean of IBB_i. Q(y | a) is uniform during the first epoch; at each
+epoch end it becomes that epoch's sum_i phi_F(i,a) 1[y_i = y], normalised over y (plus a tiny
+additive ``q_smoothing`` so that log Q stays finite). The centroids are refreshed at each epoch
+end from running sums collected during the epoch (no extra pass over the data).
+
+Before the first refresh (the first epoch) the centroid of class c is the running mean of the
+class-c samples seen so far in the epoch, the current batch included, so every class in a batch
+has one; classes not seen yet take no part in the softmaxes. The number of classes is the term
+option ``num_classes``; left out, the tables grow to the largest training label seen (the PK
+sampler visits every identity in the first epoch).
+
+:meth:`IBBLoss.epoch_stats` gives the epoch's mean IBB and the IB-loss estimate
+I(F; X) - I(F; Y) computed from the same soft assignments (the paper's Table V columns).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+import torch.nn.functional as F
+
+from edge_reid.errors import EdgeReidError
+from edge_reid.losses.registry import LOSSES, ReIDLoss
+
+_SUM_KEYS = ("sum_f", "sum_x", "count", "sum_fy", "sum_fx")
+
+
+def soft_assign(features: torch.Tensor, centroids: torch.Tensor, valid: torch.Tensor, beta: float) -> torch.Tensor:
+    """B x K soft assignments softmax_a(-beta ||f_i - c_a||^2) over the classes marked ``valid``."""
+    d2 = torch.cdist(features, centroids).pow(2)
+    logits = (-beta * d2).masked_fill(~valid[None, :], float("-inf"))
+    return torch.softmax(logits, dim=1)
+
+
+def mutual_information(joint: torch.Tensor) -> float:
+    """I(A; B) in nats of a joint distribution given as (unnormalised) non-negative counts."""
+    total = float(joint.sum())
+    if total <= 0:
+        return 0.0
+    p = joint.double() / total
+    pa = p.sum(1, keepdim=True)
+    pb = p.sum(0, keepdim=True)
+    nz = p > 0
+    return float((p[nz] * (p[nz] / (pa @ pb)[nz]).log()).sum())
+
+
+@LOSSES.register("ibb")
+class IBBLoss(ReIDLoss):
+    """The IBB term; call ``on_epoch_end(epoch)`` after every epoch (the composer forwards it)."""
+
+    name = "ibb"
+    requires = ("embeddings", "stem_features")
+
+    def __init__(self, num_classes: Optional[int] = None, beta: float = 1.0, q_smoothing: float = 1e-6) -> None:
+        super().__init__()
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1):
+            raise EdgeReidError(f"Loss 'ibb' option 'num_classes' must be a positive integer or null, got {num_classes!r}.")
+        for key, value in (("beta", beta), ("q_smoothing", q_smoothing)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise EdgeReidError(f"Loss 'ibb' option '{key}' must be a positive number, got {value!r}.")
+        self.fixed_classes = num_classes
+        self.beta = float(beta)
+        self.q_smoothing = float(q_smoothing)
+        self.num_classes_ = int(num_classes or 0)
+        self.epochs_done = 0
+        self.centroid_f: Optional[torch.Tensor] = None  # K x D, set at the first epoch end
+        self.centroid_x: Optional[torch.Tensor] = None
+        self.has_centroid: Optional[torch.Tensor] = None  # K bool
+        self.q_table: Optional[torch.Tensor] = None  # K (a) x K (y); None means uniform
+        self.sums: Dict[str, torch.Tensor] = {}
+        self.ibb_sum = 0.0
+        self.seen = 0
+        self.last_stats: Dict[str, float] = {}
+
+    # ----------------------------------------------------------------- the loss
+    def compute(self, outputs: Dict[str, torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        f = F.normalize(outputs["embeddings"].float(), dim=1)
+        x = F.normalize(outputs["stem_features"].detach().float(), dim=1)
+        y = self._check_targets(targets, f.shape[0])
+        self._ensure_size(int(y.max()) + 1, f.shape[1], x.shape[1], f.device)
+        batch = self._class_sums(f.detach(), x, y)
+        cf, cx, valid = self._centroids(batch)
+        phi_f = soft_assign(f, cf, valid, self.beta)
+        with torch.no_grad():
+            phi_x = soft_assign(x, cx, valid, self.beta)
+            plogp = torch.where(phi_x > 0, phi_x * phi_x.clamp_min(1e-30).log(), torch.zeros_like(phi_x))
+        log_q = self._log_q(f.device)[:, y].t()  # B x K: log Q(y_i | a)
+        per_sample = phi_f.sum(1) * plogp.sum(1) - (phi_f * log_q.masked_fill(~valid[None, :], 0.0)).sum(1)
+        loss = per_sample.mean()
+        if self.training:
+            self._accumulate(batch, phi_f.detach(), phi_x, y, float(per_sample.detach().sum()))
+        return loss
+
+    def _check_targets(self, targets: torch.Tensor, batch: int) -> torch.Tensor:
+        if not isinstance(targets, torch.Tensor) or targets.dim() != 1 or targets.shape[0] != batch:
+            raise EdgeReidError(f"Loss 'ibb' needs one integer label per sample ({batch}), got {getattr(targets, 'shape', targets)}.")
+        y = targets.long()
+        if batch == 0 or int(y.min()) < 0:
+            raise EdgeReidError("Loss 'ibb' needs a non-empty batch with training labels >= 0.")
+        if self.fixed_classes is not None and int(y.max()) >= self.fixed_classes:
+            raise EdgeReidError(
+                f"Loss 'ibb' got label {int(y.max())} but was configured with num_classes={self.fixed_classes}."
+            )
+        return y
+
+    # ---------------------------------------------------------------- the state
+    def _ensure_size(self, k_needed: int, dim_f: int, dim_x: int, device: torch.device) -> None:
+        """Allocate (or grow) the per-class tables to ``max(num_classes, k_needed)`` classes."""
+        k = max(self.num_classes_, k_needed)
+        if self.sums and (self.sums["sum_f"].shape[1] != dim_f or self.sums["sum_x"].shape[1] != dim_x):
+            raise EdgeReidError(
+                f"Loss 'ibb' saw features of size {dim_f}/{dim_x} after {self.sums['sum_f'].shape[1]}/"
+                f"{self.sums['sum_x'].shape[1]}; one IBB term serves one model."
+            )
+        shapes = {"sum_f": (k, dim_f), "sum_x": (k, dim_x), "count": (k,), "sum_fy": (k, k), "sum_fx": (k, k)}
+        for key, shape in shapes.items():
+            old = self.sums.get(key)
+            new = torch.zeros(shape, dtype=torch.float64, device=device)
+            if old is not None:
+                new[tuple(slice(0, s) for s in old.shape)] = old.to(device)
+            self.sums[key] = new
+        if self.centroid_f is not None and self.centroid_f.shape[0] < k:
+            grow = k - self.centroid_f.shape[0]
+            self.centroid_f = torch.cat([self.centroid_f, self.centroid_f.new_zeros(grow, dim_f)])
+            self.centroid_x = torch.cat([self.centroid_x, self.centroid_x.new_zeros(grow, dim_x)])  # type: ignore[list-item]
+            self.has_centroid = torch.cat([self.has_centroid, self.has_centroid.new_zeros(grow)])  # type: ignore[list-item]
+        if self.q_table is not None and self.q_table.shape[0] < k:
+            q = torch.full((k, k), self.q_smoothing, dtype=self.q_table.dtype, device=self.q_table.device)
+            q[: self.q_table.shape[0], : self.q_table.shape[1]] += self.q_table
+            self.q_table = q / q.sum(1, keepdim=True)
+        self.num_classes_ = k
+
+    def _class_sums(self, f: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> Dict[str, torch.Tensor]:
+        k = self.num_classes_
+        onehot = F.one_hot(y, k).double()
+        return {"sum_f": onehot.t() @ f.double(), "sum_x": onehot.t() @ x.double(), "count": onehot.sum(0)}
+
+    def _centroids(self, batch: Dict[str, torch.Tensor]):
+        """Centroids in use: the last refreshed ones, or (first epoch) the running means so far."""
+        if self.centroid_f is not None:
+            dev = batch["sum_f"].device
+            return self.centroid_f.to(dev).float(), self.centroid_x.to(dev).float(), self.has_centroid.to(dev)  # type: ignore[union-attr]
+        count = self.sums["count"] + batch["count"]
+        denom = count.clamp_min(1.0)[:, None]
+        cf = (self.sums["sum_f"] + batch["sum_f"]) / denom
+        cx = (self.sums["sum_x"] + batch["sum_x"]) / denom
+        return cf.float(), cx.float(), count > 0
+
+    def _log_q(self, device: torch.device) -> torch.Tensor:
+        k = self.num_classes_
+        if self.q_table is None:
+            return torch.full((k, k), -math.log(k), device=device)
+        return self.q_table.to(device).float().log()
+
+    def _accumulate(self, batch: Dict[str, torch.Tensor], phi_f: torch.Tensor, phi_x: torch.Tensor,
+                    y: torch.Tensor, ibb_sum: float) -> None:
+        onehot = F.one_hot(y, self.num_classes_).double()
+        for key in ("sum_f", "sum_x", "count"):
+            self.sums[key] += batch[key]
+        self.sums["sum_fy"] += phi_f.double().t() @ onehot  # a x y
+        self.sums["sum_fx"] += phi_f.double().t() @ phi_x.double()  # a x b
+        self.ibb_sum += ibb_sum
+        self.seen += int(y.shape[0])
+
+    # -------------------------------------------------------------- epoch ends
+    def running_stats(self) -> Dict[str, float]:
+        """Mean IBB and IB-loss estimate I(F;X) - I(F;Y) of the epoch in progress (empty if none)."""
+        if self.seen == 0:
+            return {}
+        i_fx = mutual_information(self.sums["sum_fx"])
+        i_fy = mutual_information(self.sums["sum_fy"])
+        return {"ibb": self.ibb_sum / self.seen, "ib_loss": i_fx - i_fy, "i_fx": i_fx, "i_fy": i_fy,
+                "samples": float(self.seen)}
+
+    def epoch_stats(self) -> Dict[str, float]:
+        """Stats of the last finished epoch (``ibb``, ``ib_loss``, ``i_fx``, ``i_fy``), else of the running one."""
+        return dict(self.last_stats) if self.last_stats else self.running_stats()
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Refresh centroids and Q(y|a) from this epoch's running sums, then start new sums."""
+        if self.seen == 0:
+            return
+        self.last_stats = {**self.running_stats(), "epoch": float(epoch)}
+        count = self.sums["count"]
+        seen = count > 0
+        denom = count.clamp_min(1.0)[:, None]
+        new_f, new_x = self.sums["sum_f"] / denom, self.sums["sum_x"] / denom
+        if self.centroid_f is None:
+            self.centroid_f, self.centroid_x, self.has_centroid = new_f, new_x, seen.clone()
+        else:
+            self.centroid_f = torch.where(seen[:, None], new_f, self.centroid_f.to(new_f))
+            self.centroid_x = torch.where(seen[:, None], new_x, self.centroid_x.to(new_x))  # type: ignore[union-attr]
+            self.has_centroid = self.has_centroid.to(seen.device) | seen  # type: ignore[union-attr]
+        q = self.sums["sum_fy"] + self.q_smoothing
+        self.q_table = q / q.sum(1, keepdim=True)
+        for key in _SUM_KEYS:
+            self.sums[key].zero_()
+        self.ibb_sum, self.seen = 0.0, 0
+        self.epochs_done += 1
+
+    # -------------------------------------------------------- (de)serialisation
+    def state_dict(self, *args: Any, **kwargs: Any) -> Dict[str, Any]:  # type: ignore[override]
+        """Centroids, Q, running sums and counters as plain tensors/numbers (``weights_only`` safe)."""
+        def cpu(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t.detach().cpu().clone()
+
+        return {
+            "num_classes": self.num_classes_,
+            "epochs_done": self.epochs_done,
+            "centroid_f": cpu(self.centroid_f),
+            "centroid_x": cpu(self.centroid_x),
+            "has_centroid": cpu(self.has_centroid),
+            "q_table": cpu(self.q_table),
+            "sums": {k: cpu(v) for k, v in self.sums.items()},
+            "ibb_sum": self.ibb_sum,
+            "seen": self.seen,
+            "last_stats": dict(self.last_stats),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:  # type: ignore[override]
+        """Restore :meth:`state_dict`."""
+        try:
+            self.num_classes_ = int(state["num_classes"])
+            self.epochs_done = int(state["epochs_done"])
+            self.centroid_f, self.centroid_x = state["centroid_f"], state["centroid_x"]
+            self.has_centroid, self.q_table = state["has_centroid"], state["q_table"]
+            self.sums = dict(state["sums"])
+            self.ibb_sum, self.seen = float(state["ibb_sum"]), int(state["seen"])
+            self.last_stats = {k: float(v) for k, v in dict(state.get("last_stats", {})).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EdgeReidError(f"The saved 'ibb' loss state is incomplete or malformed ({type(exc).__name__}: {exc}).") from None
