@@ -98,3 +98,25 @@ def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optiona
     if mask.dtype != x.dtype:
         mask = mask.to(x.dtype)
     return _mca_op(x, mask, s)[0]
+
+
+def _register_flop_formulas() -> None:
+    """Teach torch's FlopCounterMode the cost of the custom ops (it counts 0 for unknown ops).
+
+    Forward: Q K^T and A V, 2 * B * N^2 * C multiply-adds. Backward (attention recomputed,
+    then dV, dP, dQ, dK): 5 such products.
+    """
+    from torch.utils.flop_counter import register_flop_formula
+
+    @register_flop_formula(torch.ops.edge_reid.masked_channel_attention)
+    def _forward_flops(x_shape, mask_shape, scale, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        b, n, c = x_shape
+        return 2 * (2 * b * n * n * c)
+
+    @register_flop_formula(torch.ops.edge_reid.masked_channel_attention_backward)
+    def _backward_flops(grad_shape, x_shape, *rest, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
+        b, n, c = x_shape
+        return 5 * (2 * b * n * n * c)
+
+
+_register_flop_formulas()
