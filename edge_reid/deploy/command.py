@@ -1,0 +1,67 @@
+"""``edge-reid build``: the export-and-engines pipeline end to end (see :mod:`edge_reid.deploy.pipeline`).
+
+With no arguments it runs the embedded default on a fresh CPU machine: VisNet trained once on
+the synthetic set, synthetic calibration and evaluation data, FP32/FP16/INT8 (both Q/DQ
+flavours), TensorRT when importable with a GPU (else ONNX Runtime), parity gates and a latency
+/ accuracy table, then prints where the artifacts are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from edge_reid.deploy.parity import DEFAULT_GATES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edge-reid build``."""
+    parser.add_argument("--checkpoint", help="edge-reid checkpoint to deploy (default: the cached quick VisNet run)")
+    parser.add_argument("--model", help="registry model to export untrained when no checkpoint is given")
+    parser.add_argument("--out", help="output folder (default: a new folder under the cache)")
+    parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8")
+    parser.add_argument("--batch", default="1,8,32", help="engine batch profile min,opt,max (default 1,8,32)")
+    calib = parser.add_mutually_exclusive_group()
+    calib.add_argument("--calib-dir", help="folder of person crops for INT8 calibration")
+    calib.add_argument("--calib-split", help="dataset split for INT8 calibration, e.g. synthetic:train")
+    calib.add_argument("--calib-random", action="store_true", help="calibrate on random pixels (smoke tests only)")
+    parser.add_argument("--calib-images", type=int, default=256, help="number of calibration crops (default 256)")
+    parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
+    parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
+    parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0 = default)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (17 suits TensorRT 8.6-10.x)")
+    parser.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT workspace limit in MiB")
+    parser.add_argument("--dla-core", type=int, default=None, help="Jetson DLA core (GPU fallback on)")
+    parser.add_argument("--latency-iters", type=int, default=10)
+    parser.add_argument("--verify-engine", metavar="ENGINE",
+                        help="only check that ENGINE (with its side file) runs here: TensorRT version and GPU")
+    parser.add_argument("--fp32-max-abs", type=float, default=DEFAULT_GATES["fp32_max_abs"], help="FP32 gate")
+    parser.add_argument("--fp16-min-cosine", type=float, default=DEFAULT_GATES["fp16_min_cosine"], help="FP16 gate")
+    parser.add_argument("--int8-min-cosine", type=float, default=DEFAULT_GATES["int8_min_cosine"], help="INT8 gate")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the build; parity failures and bad inputs become one sentence (exit 2) via the CLI."""
+    from edge_reid.deploy.pipeline import BuildConfig, parse_batch, parse_precisions, run_build
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    if args.verify_engine:
+        from edge_reid.deploy.engine_meta import verify_engine
+
+        info = verify_engine(args.verify_engine)
+        print(f"Engine {args.verify_engine} ({info.precision}, TensorRT {info.tensorrt_version}) runs on this machine.")
+        return 0
+    cfg = BuildConfig(
+        checkpoint=args.checkpoint, model=args.model, out=args.out,
+        precisions=parse_precisions(args.precisions), batch=parse_batch(args.batch),
+        calib_dir=args.calib_dir, calib_split=args.calib_split, calib_random=args.calib_random,
+        calib_images=args.calib_images,
+        eval_dataset=None if str(args.eval_dataset).lower() == "none" else args.eval_dataset,
+        eval_limit=args.eval_limit, backend=args.backend, threads=args.threads, opset=args.opset,
+        workspace_mb=args.workspace_mb, dla_core=args.dla_core, latency_iters=args.latency_iters,
+        gates={"fp32_max_abs": args.fp32_max_abs, "fp16_min_cosine": args.fp16_min_cosine,
+               "int8_min_cosine": args.int8_min_cosine},
+    )
+    run_build(cfg)
+    return 0

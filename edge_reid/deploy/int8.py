@@ -1,0 +1,226 @@
+"""INT8 by explicit quantization: calibrate once on real crops, emit two Q/DQ graphs.
+
+* ``trt`` flavour: symmetric signed INT8 activations and weights (zero point 0), per-channel
+  weights on the output-channel axis, biases left in float. This is what TensorRT's ONNX
+  parser accepts (TensorRT 10.1+ deprecates implicit calibrators; 11 removes them).
+* ``cpu`` flavour: unsigned 8-bit activations (asymmetric) and per-channel signed 8-bit
+  weights. ONNX Runtime's CPU provider fuses DQ -> Conv -> Q into QLinearConv only for U8
+  activations; with S8 symmetric activations it runs DQ + FP32 Conv + Q (slower than FP32).
+
+Calibration data come from a folder of images, a dataset split (``edge_reid.data``), or, only
+when asked explicitly, random pixels. Ranges are computed once (MinMax) and cached, and both
+flavours are quantized from the same ranges.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from edge_reid.deploy.onnx_export import INPUT_NAME, KEY_FLAVOUR, load_onnx, read_metadata, save_onnx, set_metadata
+from edge_reid.errors import InvalidInputError, MissingDependencyError
+from edge_reid.runtime.preprocess import list_images, preprocess_crops, read_bgr
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnx
+
+log = logging.getLogger(__name__)
+
+FLAVOURS = ("trt", "cpu")
+DEFAULT_CALIB_IMAGES = 256
+
+
+def _quantization_api():
+    try:
+        from onnxruntime import quantization
+    except ImportError:
+        raise MissingDependencyError(
+            "INT8 quantization needs onnxruntime; install it with 'pip install onnxruntime'."
+        ) from None
+    return quantization
+
+
+# ----------------------------------------------------------------------------- calibration data
+
+
+def calibration_from_folder(folder: Union[str, Path], input_size: Tuple[int, int],
+                            limit: int = DEFAULT_CALIB_IMAGES) -> np.ndarray:
+    """Read up to ``limit`` person crops (evenly spread over the sorted files) from ``folder``."""
+    paths = list_images(folder)
+    if not paths:
+        raise InvalidInputError(f"Calibration folder {folder} contains no images (.jpg, .png, .bmp, .webp).")
+    return calibration_from_paths(paths, input_size, limit)
+
+
+def calibration_from_paths(paths: Sequence[Union[str, Path]], input_size: Tuple[int, int],
+                           limit: int = DEFAULT_CALIB_IMAGES) -> np.ndarray:
+    """Pre-process up to ``limit`` images chosen evenly from ``paths`` into an N x 3 x H x W batch."""
+    if not paths:
+        raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
+    idx = np.linspace(0, len(paths) - 1, num=min(limit, len(paths))).round().astype(int)
+    chosen = [paths[i] for i in sorted(set(idx.tolist()))]
+    return preprocess_crops([read_bgr(p) for p in chosen], input_size)
+
+
+def calibration_from_split(dataset: str, input_size: Tuple[int, int], split: str = "train",
+                           root: Optional[str] = None, limit: int = DEFAULT_CALIB_IMAGES) -> np.ndarray:
+    """Calibration crops from a dataset split (``train``, ``query`` or ``gallery``) via ``build_dataset``."""
+    from edge_reid.data import build_dataset
+
+    ds = build_dataset(dataset, root=root, verbose=False)
+    if split not in ("train", "query", "gallery"):
+        raise InvalidInputError(f"Unknown split '{split}'; choose train, query or gallery.")
+    records = getattr(ds, split)
+    return calibration_from_paths([r.path for r in records], input_size, limit)
+
+
+def random_calibration(input_size: Tuple[int, int], count: int = 64, seed: int = 0) -> np.ndarray:
+    """Random pixels: only for smoke tests and only on explicit request (ranges will be wrong)."""
+    log.warning("Calibrating INT8 on random data: accuracy of the INT8 graphs is not representative.")
+    rng = np.random.default_rng(seed)
+    return rng.random((count, 3, int(input_size[0]), int(input_size[1])), dtype=np.float32)
+
+
+class ArrayCalibrationReader:
+    """ONNX Runtime ``CalibrationDataReader`` over an N x 3 x H x W float32 array, in batches."""
+
+    def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME) -> None:
+        if images.ndim != 4 or images.shape[0] == 0:
+            raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.batch_size = int(batch_size)
+        self.input_name = input_name
+        self._pos = 0
+
+    def get_next(self) -> Optional[Dict[str, np.ndarray]]:
+        if self._pos >= len(self.images):
+            return None
+        batch = self.images[self._pos:self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return (len(self.images) + self.batch_size - 1) // self.batch_size
+
+
+def _as_ort_reader(reader: ArrayCalibrationReader):
+    """Wrap in ORT's abstract base class (it checks isinstance)."""
+    q = _quantization_api()
+
+    class _Reader(q.CalibrationDataReader):
+        def get_next(self):  # type: ignore[override]
+            return reader.get_next()
+
+        def __len__(self) -> int:
+            return len(reader)
+
+    reader.rewind()
+    return _Reader()
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+@dataclass
+class FlavourSpec:
+    """Quantization settings of one Q/DQ flavour."""
+
+    name: str
+    activation_signed: bool
+    activation_symmetric: bool
+    quantize_bias: bool
+    description: str
+
+
+FLAVOUR_SPECS: Dict[str, FlavourSpec] = {
+    "trt": FlavourSpec("trt", True, True, False, "S8 symmetric activations and per-channel weights, zero point 0"),
+    "cpu": FlavourSpec("cpu", False, False, True, "U8 asymmetric activations, per-channel S8 weights"),
+}
+
+
+class Int8Quantizer:
+    """Calibrates an FP32 graph once and writes the requested Q/DQ flavours."""
+
+    def __init__(self, per_channel: bool = True, calibrate_method: str = "MinMax", batch_size: int = 16) -> None:
+        self.per_channel = per_channel
+        self.calibrate_method = calibrate_method
+        self.batch_size = batch_size
+
+    def quantize(
+        self,
+        fp32_path: Union[str, Path],
+        calibration: np.ndarray,
+        outputs: Dict[str, Union[str, Path]],
+    ) -> Dict[str, Path]:
+        """Quantize ``fp32_path`` into ``outputs[flavour]`` for each flavour; returns the written paths."""
+        q = _quantization_api()
+        unknown = sorted(set(outputs) - set(FLAVOUR_SPECS))
+        if unknown:
+            raise InvalidInputError(f"Unknown INT8 flavour(s) {unknown}; choose from {list(FLAVOURS)}.")
+        fp32 = load_onnx(fp32_path)
+        meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
+        reader = ArrayCalibrationReader(calibration, self.batch_size)
+        method = getattr(q.CalibrationMethod, self.calibrate_method)
+        written: Dict[str, Path] = {}
+        with tempfile.TemporaryDirectory(prefix="edge-reid-int8.") as tmp:
+            prepared = Path(tmp) / "prepared.onnx"
+            try:
+                q.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+            except Exception as exc:  # pre-processing is an optimisation: fall back to the raw graph
+                log.info("quant_pre_process failed (%s); quantizing the graph as exported.", type(exc).__name__)
+                prepared = Path(fp32_path)
+            cache = Path(tmp) / "calibration.json"
+            for flavour, out in outputs.items():
+                spec = FLAVOUR_SPECS[flavour]
+                raw = Path(tmp) / f"{flavour}.onnx"
+                q.quantize_static(
+                    str(prepared), str(raw), _as_ort_reader(reader),
+                    quant_format=q.QuantFormat.QDQ,
+                    per_channel=self.per_channel,
+                    activation_type=q.QuantType.QInt8 if spec.activation_signed else q.QuantType.QUInt8,
+                    weight_type=q.QuantType.QInt8,
+                    calibrate_method=method,
+                    calibration_cache_path=str(cache),  # first flavour calibrates, the next reuses the ranges
+                    extra_options={
+                        "ActivationSymmetric": spec.activation_symmetric,
+                        "WeightSymmetric": True,
+                        "QuantizeBias": spec.quantize_bias,
+                        # symmetric S8 can represent negatives, so Relu/Clip must stay explicit
+                        "QDQKeepRemovableActivations": spec.activation_symmetric,
+                    },
+                )
+                model = load_onnx(raw)
+                set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
+                                                                "calibration_images": str(len(calibration)),
+                                                                "calibration_method": self.calibrate_method})
+                written[flavour] = save_onnx(model, out)
+        return written
+
+
+def flavour_of(model: "onnx.ModelProto") -> Optional[str]:
+    """The INT8 flavour stored in a graph's metadata (None for FP32/FP16 graphs)."""
+    for prop in model.metadata_props:
+        if prop.key == KEY_FLAVOUR:
+            return prop.value
+    return None
+
+
+def quantize_int8(fp32_path: Union[str, Path], calibration: np.ndarray, out_dir: Union[str, Path],
+                  flavours: Iterable[str] = FLAVOURS, stem: str = "model") -> Dict[str, Path]:
+    """Write ``<stem>_int8_<flavour>.onnx`` for each flavour into ``out_dir``."""
+    out_dir = Path(out_dir)
+    outputs: Dict[str, Union[str, Path]] = {f: out_dir / f"{stem}_int8_{f}.onnx" for f in flavours}
+    return Int8Quantizer().quantize(fp32_path, calibration, outputs)
+
+
+def list_flavours() -> List[str]:
+    """The Q/DQ flavours this module writes."""
+    return list(FLAVOURS)

@@ -1,0 +1,338 @@
+"""The build pipeline: checkpoint -> ONNX FP32/FP16/INT8 -> (engines) -> parity, latency, manifest.
+
+``run_build(BuildConfig())`` is the embedded default: VisNet (trained once with the quick
+synthetic config and cached under ``cache_dir()``), synthetic calibration and evaluation data,
+every precision, the best backend available (TensorRT with a GPU, else ONNX Runtime), parity
+gates, and a latency / accuracy table. Everything lands in one output folder with a
+``manifest.json`` describing it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_reid.deploy import parity as P
+from edge_reid.deploy.compat import check_tensorrt_compat
+from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
+from edge_reid.errors import EdgeReidError, InvalidInputError
+from edge_reid.metadata import ModelMeta
+from edge_reid.utils.atomic import atomic_write_json
+from edge_reid.utils.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "visnet"
+QUICK_CONFIG = "visnet_synthetic_quick.yaml"
+
+
+@dataclass
+class BuildConfig:
+    """Everything ``edge-reid build`` can be told (defaults = the embedded default)."""
+
+    checkpoint: Optional[str] = None
+    model: Optional[str] = None
+    out: Optional[str] = None
+    precisions: Tuple[str, ...] = ("fp32", "fp16", "int8")
+    batch: Tuple[int, int, int] = (1, 8, 32)
+    calib_dir: Optional[str] = None
+    calib_split: Optional[str] = None  # "dataset:split", e.g. "synthetic:train"
+    calib_random: bool = False
+    calib_images: int = 256
+    eval_dataset: Optional[str] = "synthetic"
+    eval_limit: int = 400
+    backend: str = "auto"  # auto | onnxruntime | tensorrt
+    gates: Dict[str, float] = field(default_factory=dict)
+    opset: int = 17
+    threads: int = 0
+    latency_iters: int = 10
+    workspace_mb: int = 1024
+    dla_core: Optional[int] = None
+
+
+# ----------------------------------------------------------------------------- model
+
+
+def _quick_config_path() -> Path:
+    here = Path(__file__).resolve().parents[2] / "train" / "configs" / QUICK_CONFIG
+    if not here.is_file():
+        raise InvalidInputError(f"The quick training config {QUICK_CONFIG} was not found; pass --checkpoint.")
+    return here
+
+
+def default_checkpoint(say: Callable[[str], None] = print) -> Path:
+    """The cached VisNet checkpoint of the quick synthetic training run (trained on first use)."""
+    cached = cache_dir() / "checkpoints" / "visnet_synthetic_quick.pth"
+    if cached.is_file():
+        say(f"Using the cached default checkpoint {cached}.")
+        return cached
+    say("No checkpoint given: training VisNet with the quick synthetic config (a few minutes, once).")
+    from edge_reid.engine import train
+
+    result = train(str(_quick_config_path()), ())
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    shutil.copyfile(result.checkpoint, tmp)
+    tmp.replace(cached)
+    return cached
+
+
+def resolve_model(cfg: BuildConfig, say: Callable[[str], None] = print):
+    """(model in eval mode, ModelMeta, checkpoint path or None) for the build."""
+    from edge_reid.models import build_model
+    from edge_reid.models.checkpoint import load_model_from_checkpoint
+
+    if cfg.checkpoint:
+        model, meta, _ = load_model_from_checkpoint(cfg.checkpoint)
+        return model, meta, Path(cfg.checkpoint)
+    if cfg.model and cfg.model != DEFAULT_MODEL:
+        say(f"No checkpoint given: exporting an untrained '{cfg.model}' (accuracy numbers are meaningless).")
+        model = build_model(cfg.model, num_classes=2).eval()
+        return model, model.meta("untrained"), None
+    path = default_checkpoint(say)
+    model, meta, _ = load_model_from_checkpoint(path)
+    return model, meta, path
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class EvalSet:
+    """A query/gallery split, pre-processed."""
+
+    query: np.ndarray
+    gallery: np.ndarray
+    q_pids: np.ndarray
+    g_pids: np.ndarray
+    q_camids: np.ndarray
+    g_camids: np.ndarray
+
+    @property
+    def images(self) -> np.ndarray:
+        return np.concatenate([self.query, self.gallery], axis=0)
+
+
+def load_eval_set(name: str, input_size: Tuple[int, int], limit: int) -> EvalSet:
+    """Up to ``limit`` images of ``name``'s query+gallery (queries first, whole identities kept)."""
+    from edge_reid.data import build_dataset
+    from edge_reid.runtime.preprocess import preprocess_crops, read_bgr
+
+    ds = build_dataset(name, verbose=False)
+    n_query = max(1, limit // 4)
+    query = ds.query[:: max(1, len(ds.query) // n_query)][:n_query]
+    pids = {r.pid for r in query}
+    gallery = [r for r in ds.gallery if r.pid in pids][: max(1, limit - len(query))]
+    load = lambda recs: preprocess_crops([read_bgr(r.path) for r in recs], input_size)  # noqa: E731
+    arr = lambda recs, key: np.array([getattr(r, key) for r in recs])  # noqa: E731
+    return EvalSet(load(query), load(gallery), arr(query, "pid"), arr(gallery, "pid"),
+                   arr(query, "camid"), arr(gallery, "camid"))
+
+
+def load_calibration(cfg: BuildConfig, input_size: Tuple[int, int]) -> Tuple[np.ndarray, str]:
+    """Calibration crops and a description of where they came from."""
+    from edge_reid.deploy import int8
+
+    if cfg.calib_dir:
+        return int8.calibration_from_folder(cfg.calib_dir, input_size, cfg.calib_images), f"folder {cfg.calib_dir}"
+    if cfg.calib_split:
+        name, _, split = cfg.calib_split.partition(":")
+        data = int8.calibration_from_split(name, input_size, split or "train", limit=cfg.calib_images)
+        return data, f"{name}:{split or 'train'}"
+    if cfg.calib_random:
+        return int8.random_calibration(input_size, min(cfg.calib_images, 64)), "random (explicit --calib-random)"
+    data = int8.calibration_from_split("synthetic", input_size, "train", limit=cfg.calib_images)
+    return data, "synthetic:train"
+
+
+# ----------------------------------------------------------------------------- latency
+
+
+def measure_latency(embed: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, iters: int = 10,
+                    warmup: int = 2) -> Dict[str, float]:
+    """p50/p90 milliseconds per call and images per second for ``embed(batch)``."""
+    for _ in range(warmup):
+        embed(batch)
+    times = []
+    for _ in range(max(1, iters)):
+        start = time.perf_counter()
+        embed(batch)
+        times.append((time.perf_counter() - start) * 1000.0)
+    p50, p90 = (float(v) for v in np.percentile(times, [50, 90]))
+    return {"p50_ms": p50, "p90_ms": p90, "images_per_s": len(batch) * 1000.0 / p50}
+
+
+# ----------------------------------------------------------------------------- the build
+
+
+def _embed_all(embedder: Any, images: np.ndarray, chunk: int = 32) -> np.ndarray:
+    return np.concatenate([embedder.embed(images[i:i + chunk]) for i in range(0, len(images), chunk)], axis=0)
+
+
+def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run the whole pipeline; returns the manifest (also written to ``<out>/manifest.json``)."""
+    import torch
+
+    from edge_reid.deploy.int8 import FLAVOURS, Int8Quantizer
+    from edge_reid.runtime import load_embedder
+
+    unknown = sorted(set(cfg.precisions) - {"fp32", "fp16", "int8"})
+    if unknown:
+        raise InvalidInputError(f"Unknown precision(s) {unknown}; choose from fp32, fp16, int8.")
+    out = Path(cfg.out) if cfg.out else cache_dir() / "builds" / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    model, meta, checkpoint = resolve_model(cfg, say)
+    say(f"Model {meta.model}: input {meta.input_size[0]}x{meta.input_size[1]}, embedding {meta.embedding_dim}.")
+
+    # data: evaluation split (also the parity crops) and calibration crops
+    eval_set: Optional[EvalSet] = None
+    if cfg.eval_dataset:
+        eval_set = load_eval_set(cfg.eval_dataset, meta.input_size, cfg.eval_limit)
+        parity_images = eval_set.images
+    calib, calib_source = (None, "none")
+    if "int8" in cfg.precisions:
+        calib, calib_source = load_calibration(cfg, meta.input_size)
+        say(f"INT8 calibration: {len(calib)} crops from {calib_source}.")
+    if eval_set is None:
+        parity_images = calib if calib is not None else np.random.default_rng(0).random(
+            (16, 3, *meta.input_size), dtype=np.float32)
+
+    # 1. FP32 ONNX
+    artifacts: Dict[str, Path] = {}
+    t0 = time.perf_counter()
+    export = OnnxExporter(opset=cfg.opset).export(model, meta, out / "model_fp32.onnx")
+    artifacts["fp32"] = export.path
+    say(f"Exported {export.path} (opset {export.opset}, simplified: {export.simplified}) in {time.perf_counter() - t0:.1f} s.")
+    with torch.inference_mode():
+        ref_torch = np.concatenate([model(torch.from_numpy(parity_images[i:i + 32])).numpy()
+                                    for i in range(0, len(parity_images), 32)])
+    if "fp16" in cfg.precisions:
+        from edge_reid.deploy.fp16 import to_fp16
+
+        artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
+    if calib is not None:
+        written = Int8Quantizer().quantize(export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS})
+        for flavour, path in written.items():
+            artifacts[f"int8_{flavour}"] = path
+
+    # 2. compatibility with TensorRT's parser (informative on CPU-only builds)
+    compat = {}
+    for key in [k for k in artifacts if k != "int8_cpu"]:
+        report = check_tensorrt_compat(artifacts[key])
+        compat[key] = {"ok": report.ok, "problems": report.problems}
+        if not report.ok:
+            say(f"Warning: {artifacts[key].name} is not TensorRT compatible: {report.problems[:3]}")
+
+    # 3. parity (ONNX Runtime on the CPU: the reference numbers on any machine)
+    results: List[P.ParityResult] = []
+    embeddings: Dict[str, np.ndarray] = {}
+    for key, path in artifacts.items():
+        emb = _embed_all(load_embedder(path, "onnxruntime", threads=cfg.threads), parity_images)
+        embeddings[key] = emb
+    results.append(P.compare("model_fp32.onnx", "fp32", "torch", ref_torch, embeddings["fp32"], cfg.gates))
+    for key in artifacts:
+        if key != "fp32":
+            results.append(P.compare(artifacts[key].name, key.split("_")[0], "onnx-fp32", embeddings["fp32"],
+                                     embeddings[key], cfg.gates))
+    if eval_set is not None:
+        nq = len(eval_set.query)
+        ranks = {"torch": P.retrieval_metrics(ref_torch[:nq], ref_torch[nq:], eval_set.q_pids, eval_set.g_pids,
+                                              eval_set.q_camids, eval_set.g_camids)}
+        for key, emb in embeddings.items():
+            ranks[key] = P.retrieval_metrics(emb[:nq], emb[nq:], eval_set.q_pids, eval_set.g_pids,
+                                             eval_set.q_camids, eval_set.g_camids)
+        for r in results:
+            key = next(k for k, p in artifacts.items() if p.name == r.artifact)
+            r.rank1, r.mAP = ranks[key]["rank1"], ranks[key]["mAP"]
+
+    # 4. engines where TensorRT and a GPU exist; otherwise ONNX Runtime runs every artifact
+    from edge_reid.deploy.trt_builder import BuildOptions, TensorRTBuilder, tensorrt_available
+
+    why_not = tensorrt_available()
+    backend = cfg.backend if cfg.backend != "auto" else ("tensorrt" if why_not is None else "onnxruntime")
+    if backend == "tensorrt" and why_not is not None:
+        raise EdgeReidError(why_not)
+    runnable: Dict[str, Path] = dict(artifacts)
+    if backend == "tensorrt":
+        builder = TensorRTBuilder(BuildOptions(*cfg.batch, workspace_mb=cfg.workspace_mb,
+                                               timing_cache=cache_dir() / "tensorrt.timing-cache",
+                                               dla_core=cfg.dla_core))
+        runnable = {}
+        for key, path in artifacts.items():
+            if key == "int8_cpu":
+                continue
+            engine = out / f"{path.stem}.engine"
+            builder.build(path, engine)
+            runnable[key] = engine
+            say(f"Built {engine}.")
+    else:
+        say(f"Backend: onnxruntime ({(why_not or 'requested').rstrip('.')}).")
+
+    # 5. latency / accuracy table
+    cos_by_key = {k: r for k, r in zip(["fp32"] + [k for k in artifacts if k != "fp32"], results)}
+    rows: List[Dict[str, Any]] = []
+    batches = sorted({1, cfg.batch[1]})
+    for key, path in runnable.items():
+        embedder = load_embedder(path, backend, threads=cfg.threads)
+        reference_cos = P.cosines(embeddings["fp32"], _embed_all(embedder, parity_images)) if backend == "tensorrt" \
+            else P.cosines(embeddings["fp32"], embeddings[key])
+        for b in batches:
+            x = np.ascontiguousarray(np.resize(parity_images, (b, *parity_images.shape[1:])))
+            lat = measure_latency(embedder.embed, x, cfg.latency_iters)
+            r = cos_by_key[key]
+            rows.append({"backend": backend, "artifact": path.name, "precision": embedder.precision, "batch": b,
+                         **lat, "cos_min_vs_fp32": float(reference_cos.min()),
+                         "cos_mean_vs_fp32": float(reference_cos.mean()), "rank1": r.rank1, "mAP": r.mAP})
+    columns = ["backend", "precision", "batch", "p50_ms", "p90_ms", "images_per_s", "cos_min_vs_fp32",
+               "cos_mean_vs_fp32", "rank1", "mAP"]
+    table = P.format_table(rows, columns)
+    parity_table = P.format_table([r.to_dict() for r in results],
+                                  ["artifact", "precision", "reference", "cosine_min", "cosine_mean",
+                                   "max_abs_diff", "rank1", "mAP", "passed"])
+    manifest = {
+        "format": "edge-reid-build", "meta": meta.to_dict(), "checkpoint": str(checkpoint) if checkpoint else None,
+        "out": str(out), "artifacts": {k: str(v) for k, v in artifacts.items()},
+        "engines": {k: str(v) for k, v in runnable.items()} if backend == "tensorrt" else {},
+        "backend": backend, "calibration": {"source": calib_source, "images": 0 if calib is None else len(calib)},
+        "parity": [r.to_dict() for r in results], "gates": {**P.DEFAULT_GATES, **cfg.gates},
+        "latency": rows, "compat": compat, "config": {**asdict(cfg)},
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    say("\nParity\n" + parity_table)
+    say("\nLatency and accuracy\n" + table)
+    P.enforce(results)
+    say(f"\nArtifacts are in {out} (manifest: {out / 'manifest.json'}).")
+    return manifest
+
+
+def parse_batch(text: str) -> Tuple[int, int, int]:
+    """'1,8,32' -> (1, 8, 32); one number n -> (1, n, n)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInputError(f"--batch takes min,opt,max integers; got '{text}'.") from None
+    if len(values) == 1:
+        values = [1, values[0], values[0]]
+    if len(values) != 3 or not 1 <= values[0] <= values[1] <= values[2]:
+        raise InvalidInputError(f"--batch takes min,opt,max with 1 <= min <= opt <= max; got '{text}'.")
+    return values[0], values[1], values[2]
+
+
+def parse_precisions(text: str) -> Tuple[str, ...]:
+    """'fp32,int8' -> ('fp32', 'int8'); fp32 is always built (every variant derives from it)."""
+    values = [v.strip().lower() for v in text.split(",") if v.strip()]
+    unknown = sorted(set(values) - {"fp32", "fp16", "int8"})
+    if unknown:
+        raise InvalidInputError(f"Unknown precision(s) {unknown}; choose from fp32, fp16, int8.")
+    return tuple(["fp32"] + [v for v in ("fp16", "int8") if v in values])
+
+
+def summarise(meta: ModelMeta, paths: Sequence[Path]) -> str:
+    """One line per artifact, for command-line output."""
+    return "\n".join(f"  {p}" for p in paths)

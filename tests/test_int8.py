@@ -1,0 +1,92 @@
+"""INT8 Q/DQ: both flavours from one calibration, parity on synthetic-like crops, empty folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from edge_reid.cli import main
+from edge_reid.deploy.compat import check_tensorrt_compat
+from edge_reid.deploy.int8 import Int8Quantizer, calibration_from_folder, flavour_of
+from edge_reid.deploy.onnx_export import OnnxExporter
+from edge_reid.deploy.parity import cosines
+from edge_reid.errors import InvalidInputError
+from edge_reid.models import build_model
+from edge_reid.models.checkpoint import save_checkpoint
+from edge_reid.runtime import load_embedder
+
+SIZE = (64, 32)
+
+
+def write_person_crops(folder: Path, count: int, seed: int) -> Path:
+    """Synthetic-like BGR crops: a textured background and a coloured 'person' (head, torso, legs)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        h, w = 128, 64
+        img = np.clip(rng.normal(rng.integers(60, 200), 25, (h, w, 3)), 0, 255).astype(np.uint8)
+        img = cv2.GaussianBlur(img, (5, 5), 0)
+        top, body = tuple(int(v) for v in rng.integers(0, 255, 3)), tuple(int(v) for v in rng.integers(0, 255, 3))
+        cx = int(rng.integers(24, 40))
+        cv2.circle(img, (cx, 18), 9, (140, 170, 200), -1)
+        cv2.rectangle(img, (cx - 14, 28), (cx + 14, 72), top, -1)
+        cv2.rectangle(img, (cx - 12, 72), (cx + 12, 122), body, -1)
+        cv2.imwrite(str(folder / f"{i:04d}.jpg"), img)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def int8_graphs(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    root = tmp_path_factory.mktemp("int8")
+    torch.manual_seed(0)
+    model = build_model("resnet50", num_classes=4, input_size=SIZE).eval()
+    fp32 = OnnxExporter().export(model, model.meta("test"), root / "fp32.onnx").path
+    calib = calibration_from_folder(write_person_crops(root / "calib", 24, seed=0), SIZE)
+    paths = Int8Quantizer().quantize(fp32, calib, {"trt": root / "trt.onnx", "cpu": root / "cpu.onnx"})
+    return {"fp32": fp32, **paths, "eval": write_person_crops(root / "eval", 16, seed=1)}
+
+
+def _zero_points(path: Path):
+    model = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return [inits[n.input[2]] for n in model.graph.node
+            if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits]
+
+
+def test_flavours_are_recorded_and_follow_their_rules(int8_graphs: Dict[str, Path]) -> None:
+    assert flavour_of(onnx.load(str(int8_graphs["trt"]))) == "trt"
+    assert flavour_of(onnx.load(str(int8_graphs["cpu"]))) == "cpu"
+    trt_zps = _zero_points(int8_graphs["trt"])
+    assert trt_zps and all(z.dtype == np.int8 and not z.any() for z in trt_zps)
+    assert all(z.dtype == np.uint8 for z in _zero_points(int8_graphs["cpu"]))
+    assert check_tensorrt_compat(int8_graphs["trt"]).ok
+    assert not check_tensorrt_compat(int8_graphs["cpu"]).ok  # asymmetric U8: TensorRT refuses it
+
+
+def test_int8_cosine_to_fp32_on_unseen_crops(int8_graphs: Dict[str, Path]) -> None:
+    crops = [cv2.imread(str(p)) for p in sorted(int8_graphs["eval"].glob("*.jpg"))]
+    ref = load_embedder(int8_graphs["fp32"]).embed(crops)
+    for flavour in ("trt", "cpu"):
+        embedder = load_embedder(int8_graphs[flavour])
+        assert embedder.precision == f"int8-{flavour}"
+        assert cosines(ref, embedder.embed(crops)).min() >= 0.99
+
+
+def test_empty_calibration_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInputError, match="contains no images"):
+        calibration_from_folder(tmp_path / "empty", SIZE)
+    model = build_model("resnet50", num_classes=2, input_size=SIZE)
+    ckpt = save_checkpoint(tmp_path / "m.pth", model, model.meta())
+    code = main(["build", "--checkpoint", str(ckpt), "--calib-dir", str(tmp_path / "empty"),
+                 "--eval-dataset", "none", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "contains no images" in err and err.count("\n") == 0
+    assert not list((tmp_path / "out").glob("*.onnx"))
