@@ -21,7 +21,9 @@ setup(
         "triton>=3.0; platform_system == 'Linux' and platform_machine == 'x86_64'",
         "numpy>=1.24",
         "scipy>=1.10",  # CUHK03 split .mat files
-        "opencv-python-headless>=4.8,<5",  # 4.x: OpenCV 5 dropped the HOG people detector
+        # 4.x: OpenCV 5 dropped the HOG people detector. The full build (not -headless), because
+        # the tracker package requires it and both wheels install the same cv2 module.
+        "opencv-python>=4.8,<5",
         "onnx>=1.16",
         "onnxscript>=0.2",  # torch.onnx's dynamo exporter needs it
         "onnxruntime>=1.18",
@@ -29,7 +31,8 @@ setup(
         "pyyaml>=6",
         "tqdm>=4.60",
         "matplotlib>=3.7",
-        "supervision>=0.25",
+        "supervision>=0.26",
+        "trackers>=2.6",  # Roboflow's maintained ByteTrack (moved out of supervision in 0.27)
     ],
     extras_require={
         "dev": ["pytest>=7", "pytest-timeout>=2"],

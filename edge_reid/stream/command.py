@@ -1,0 +1,198 @@
+"""``edge-reid stream``: ReID on live cameras, video files, RTSP or GStreamer sources.
+
+With no ``--source`` it plays the synthetic multi-camera video (rendered once under
+``cache_dir()/stream``) with a gallery enrolled from the generator's enrolment images of the
+same walkers; with no ``--model`` it uses the artifact of the newest ``python export/build_engine.py``
+run (its ``manifest.json`` under ``cache_dir()/builds``): a TensorRT engine where one was built,
+else the FP32 ONNX graph. Outputs go to ``--out``: ``events.jsonl``, ``annotated_<camera>.mp4``,
+``summary.json``; the gallery is saved (atomically) to ``--gallery`` even when a source fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from edge_reid.errors import EdgeReidError, InvalidInputError
+from edge_reid.utils.paths import cache_dir
+
+#: preference among a build's artifacts: engines first (GPU), then ONNX graphs (CPU)
+ENGINE_ORDER = ("fp16", "int8_trt", "fp32")
+ONNX_ORDER = ("fp32", "fp16", "int8_cpu")
+SYNTHETIC_VIDEO = {"num_people": 4, "num_cams": 2, "seed": 0, "frames": 200, "size": (640, 360), "fps": 10}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", default=[], metavar="[NAME=]SOURCE",
+                        help="camera index, video file, rtsp:// or http:// URL, or a GStreamer pipeline ending in "
+                             "appsink; repeat for several cameras (default: the synthetic multi-camera video)")
+    parser.add_argument("--model", default=None,
+                        help="embedder: TensorRT engine, ONNX model or checkpoint (default: the newest "
+                             "'python export/build_engine.py' artifact)")
+    parser.add_argument("--backend", default="auto", help="runtime backend: auto, onnxruntime, tensorrt or torch")
+    parser.add_argument("--gallery", default=None, metavar="DIR",
+                        help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="cosine similarity needed to match an identity (default 0.6)")
+    parser.add_argument("--detector", default="background", help="person detector: background or onnx_yolo")
+    parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
+    parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")
+    parser.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (all cameras)")
+    parser.add_argument("--embed-interval", type=int, default=1, help="embed each track every N-th frame")
+    parser.add_argument("--no-new-identities", action="store_true",
+                        help="only match the gallery; never create identities from unmatched tracks")
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def find_built_model(root: Optional[Path] = None) -> Path:
+    """The artifact of the newest build under ``cache_dir()/builds`` (engine first, else ONNX)."""
+    root = Path(root) if root is not None else cache_dir() / "builds"
+    manifests = sorted(root.glob("*/manifest.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for manifest in manifests:
+        try:
+            info = json.loads(manifest.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for table, order in ((info.get("engines") or {}, ENGINE_ORDER), (info.get("artifacts") or {}, ONNX_ORDER)):
+            for key in order:
+                if key in table and Path(table[key]).is_file():
+                    return Path(table[key])
+    raise InvalidInputError("No --model was given and no built model was found; run "
+                            "'python export/build_engine.py' first (or pass --model ENGINE_OR_ONNX_OR_CHECKPOINT).")
+
+
+def synthetic_video(say: Callable[[str], None] = print) -> Path:
+    """The default synthetic multi-camera video with enrolment images, rendered on first use."""
+    import cv2
+
+    from edge_reid.data.synthetic import GENERATOR_VERSION, enrolment_images, write_multicam_video
+    from edge_reid.data.synthetic.video import VIDEO_MANIFEST
+
+    folder = cache_dir() / "stream" / f"synthetic_video_v{GENERATOR_VERSION}"
+    if not (folder / VIDEO_MANIFEST).is_file():
+        say(f"Rendering the synthetic multi-camera video into {folder} (once).")
+        write_multicam_video(folder, **SYNTHETIC_VIDEO)
+    enrol = folder / "enrol"
+    if not enrol.is_dir():
+        from edge_reid.utils.atomic import atomic_write
+
+        pids = json.loads((folder / VIDEO_MANIFEST).read_text())["pids"]
+        for pid, crops in enrolment_images(pids, seed=SYNTHETIC_VIDEO["seed"], n=4).items():
+            for k, crop in enumerate(crops):
+                ok, data = cv2.imencode(".png", crop)
+                with atomic_write(enrol / f"person{pid}" / f"{k}.png") as handle:
+                    handle.write(data.tobytes())
+    return folder
+
+
+def synthetic_sources(folder: Path) -> List[str]:
+    """``camN=<video>`` source strings of a synthetic video folder."""
+    from edge_reid.data.synthetic.video import VIDEO_MANIFEST
+
+    videos = json.loads((folder / VIDEO_MANIFEST).read_text())["videos"]
+    return [f"cam{c}={folder / name}" for c, name in sorted(videos.items(), key=lambda kv: int(kv[0]))]
+
+
+def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[float],
+                 say: Callable[[str], None] = print) -> Any:
+    """Load a saved gallery, enrol an image folder, or start an empty one."""
+    from edge_reid.stream.gallery import DEFAULT_THRESHOLD, Gallery, is_saved_gallery
+
+    if folder is not None and is_saved_gallery(folder):
+        gallery = Gallery.load(folder, embedder.meta, threshold)
+        say(f"Loaded a gallery of {len(gallery)} identities from {folder}.")
+        return gallery
+    gallery = Gallery(embedder.meta, DEFAULT_THRESHOLD if threshold is None else threshold)
+    if folder is not None and folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+        added = gallery.enrol_folder(folder, embedder)
+        say(f"Enrolled {len(added)} identities from {folder}.")
+    else:
+        say("Starting with an empty gallery: identities are created from confident tracks.")
+    return gallery
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: Any, out: Path,
+               gallery_dir: Optional[Path], config: Any = None, show: bool = False,
+               max_frames: Optional[int] = None, say: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Run the pipeline over ``sources``; write events, videos and summary; always save the gallery."""
+    from edge_reid.stream.events import AnnotatedVideo, EventLog, Window, display_available, format_summary, \
+        save_summary
+    from edge_reid.stream.pipeline import StreamConfig, StreamPipeline
+    from edge_reid.stream.sources import MultiSource
+
+    config = config or StreamConfig()
+    fps = next((s.fps for s in sources if getattr(s, "fps", 0)), 10.0)
+    config.tracker.setdefault("fps", fps)
+    pipeline = StreamPipeline(embedder, detector, gallery, config)
+    out = Path(out)
+    video = AnnotatedVideo(out, fps=fps)
+    sinks: List[Any] = [EventLog(out / "events.jsonl"), video]
+    if show:
+        why_not = display_available()
+        if why_not:
+            say(why_not)
+        else:
+            sinks.append(Window())
+    summary: Dict[str, Any] = {}
+    try:
+        summary = pipeline.run(MultiSource(sources), sinks, max_frames=max_frames)
+    finally:
+        if gallery_dir is not None:
+            gallery.save(gallery_dir)
+    for camera, image in video.last.items():
+        import cv2
+
+        cv2.imwrite(str(out / f"last_{camera}.png"), image)
+    summary["identity_names"] = {str(i): ident.name for i, ident in gallery.identities.items()}
+    summary["out"] = str(out)
+    save_summary(out / "summary.json", summary)
+    say(format_summary(summary))
+    say(f"Events: {out / 'events.jsonl'}; videos and summary in {out}"
+        + (f"; gallery saved to {gallery_dir}." if gallery_dir is not None else "."))
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_reid.runtime import load_embedder
+    from edge_reid.stream.detectors import build_detector
+    from edge_reid.stream.pipeline import StreamConfig
+    from edge_reid.stream.sources import open_sources
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    model = Path(args.model) if args.model else find_built_model()
+    if not model.is_file():
+        raise InvalidInputError(f"Model file {model} does not exist.")
+    out = Path(args.out) if args.out else Path("runs") / f"stream-{time.strftime('%Y%m%d-%H%M%S')}"
+    gallery_dir = Path(args.gallery).expanduser() if args.gallery else None
+    specs = list(args.source)
+    enrol_from: Optional[Path] = None
+    if not specs:
+        folder = synthetic_video()
+        specs = synthetic_sources(folder)
+        if gallery_dir is None:
+            enrol_from = folder / "enrol"
+        print(f"No --source given: playing the synthetic video in {folder}.")
+    if gallery_dir is None:
+        gallery_dir = out / "gallery"
+    embedder = load_embedder(model, args.backend, threads=args.threads)
+    print(f"Embedder: {embedder.meta.model} ({embedder.backend}, {embedder.precision}, {embedder.device}) from {model}.")
+    detector = build_detector(args.detector, model=args.detector_model)
+    gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold)
+    sources = open_sources(specs)
+    config = StreamConfig(embed_interval=max(1, args.embed_interval), new_identities=not args.no_new_identities)
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgeReidError("--max-frames must be at least 1.")
+    run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
+               max_frames=args.max_frames)
+    return 0

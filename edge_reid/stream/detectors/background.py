@@ -1,0 +1,122 @@
+"""Background-subtraction person detector for static cameras: no weights needed.
+
+Per camera: OpenCV MOG2 (or KNN) foreground mask -> shadows dropped -> morphological opening
+(noise) and a tall closing (joins head, torso and legs) -> external contours -> boxes merged
+when they overlap horizontally (one person split in two) -> person-shaped filters:
+
+- height at least ``min_height`` (fraction of the frame height, default 0.12),
+- height / width between ``min_aspect`` 1.1 and ``max_aspect`` 5.0,
+- foreground fill of the box at least ``min_fill`` 0.2.
+
+The confidence is the fill fraction mapped into [0.4, 1] and lowered for boxes cut by the
+frame edge, so the tracker's high/low split and the pipeline's quality weights see partially
+visible people as less reliable. The first ``warmup`` frames only train the background model;
+the learning rate is 1/n over the first ``bootstrap`` frames, then 1/``history`` so that a
+person who slows down is not absorbed into the background (someone standing in the very first
+frames leaves a "ghost" that fades over ``history`` frames).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+
+from edge_reid.errors import InvalidInputError
+from edge_reid.stream.detectors.base import DETECTORS, Detections, Detector
+
+
+@DETECTORS.register("background")
+class BackgroundSubtractionDetector(Detector):
+    """Moving people on a static background (see the module docstring for the filters)."""
+
+    def __init__(self, method: str = "mog2", history: int = 300, var_threshold: float = 24.0,
+                 min_height: float = 0.12, min_aspect: float = 1.1, max_aspect: float = 5.0,
+                 min_fill: float = 0.2, warmup: int = 2, learning_rate: float = -1.0, bootstrap: int = 5,
+                 **_: Any) -> None:
+        if method not in ("mog2", "knn"):
+            raise InvalidInputError(f"Unknown background method '{method}'; choose mog2 or knn.")
+        self.method, self.history, self.var_threshold = method, int(history), float(var_threshold)
+        self.min_height, self.min_aspect, self.max_aspect = float(min_height), float(min_aspect), float(max_aspect)
+        self.min_fill, self.warmup, self.learning_rate = float(min_fill), int(warmup), float(learning_rate)
+        self.bootstrap = int(bootstrap)
+        self._models: Dict[str, Any] = {}
+        self._seen: Dict[str, int] = {}
+
+    def _model(self, camera_id: str) -> Any:
+        import cv2
+
+        if camera_id not in self._models:
+            if self.method == "mog2":
+                self._models[camera_id] = cv2.createBackgroundSubtractorMOG2(
+                    history=self.history, varThreshold=self.var_threshold, detectShadows=True)
+            else:
+                self._models[camera_id] = cv2.createBackgroundSubtractorKNN(history=self.history, detectShadows=True)
+            self._seen[camera_id] = 0
+        return self._models[camera_id]
+
+    def foreground(self, frame: np.ndarray, camera_id: str = "cam1") -> np.ndarray:
+        """The cleaned binary foreground mask (uint8 0/255) of ``frame``."""
+        import cv2
+
+        model = self._model(camera_id)
+        self._seen[camera_id] += 1
+        rate = self.learning_rate
+        if rate < 0:  # fast bootstrap on the first frames, then slow so people are not absorbed
+            rate = 1.0 / self._seen[camera_id] if self._seen[camera_id] <= self.bootstrap else 1.0 / self.history
+        raw = model.apply(frame, learningRate=rate)
+        mask = np.where(raw == 255, 255, 0).astype(np.uint8)  # 127 = shadow
+        h = frame.shape[0]
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        tall = max(3, int(h * 0.03)) | 1
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (5, tall)))
+        return cv2.dilate(mask, np.ones((3, 3), np.uint8))
+
+    def detect(self, frame: np.ndarray, camera_id: str = "cam1") -> Detections:
+        import cv2
+
+        mask = self.foreground(frame, camera_id)
+        if self._seen[camera_id] <= self.warmup:
+            return Detections.empty()
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        boxes = [list(cv2.boundingRect(c)) for c in contours]
+        boxes = _merge_stacked([[x, y, x + w, y + h] for x, y, w, h in boxes if w * h >= 16])
+        H, W = frame.shape[:2]
+        out_boxes, out_scores = [], []
+        for x1, y1, x2, y2 in boxes:
+            bw, bh = x2 - x1, y2 - y1
+            if bh < self.min_height * H or not self.min_aspect <= bh / max(bw, 1) <= self.max_aspect:
+                continue
+            fill = float(mask[y1:y2, x1:x2].mean()) / 255.0
+            if fill < self.min_fill:
+                continue
+            score = 0.4 + 0.6 * min(1.0, fill / 0.6)
+            if x1 <= 1 or x2 >= W - 1 or y1 <= 1 or y2 >= H - 1:
+                score *= 0.7  # cut by the frame edge: partly visible
+            out_boxes.append([x1, y1, x2, y2])
+            out_scores.append(score)
+        if not out_boxes:
+            return Detections.empty()
+        return Detections(np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32))
+
+
+def _merge_stacked(boxes: List[List[int]]) -> List[List[int]]:
+    """Merge boxes that share most of their horizontal extent (a person split at the waist)."""
+    boxes = sorted(boxes, key=lambda b: b[0])
+    merged = True
+    while merged and len(boxes) > 1:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                overlap = min(a[2], b[2]) - max(a[0], b[0])
+                narrow = min(a[2] - a[0], b[2] - b[0])
+                gap = max(a[1], b[1]) - min(a[3], b[3])
+                if narrow > 0 and overlap >= 0.6 * narrow and gap <= 0.25 * max(a[3] - a[1], b[3] - b[1]):
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes

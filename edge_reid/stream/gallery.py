@@ -1,0 +1,254 @@
+"""The gallery of known identities: enrol, match by cosine similarity, persist atomically.
+
+An identity has an integer id, a name and one or more L2-normalised embeddings (one per
+enrolment image, or a track's aggregate). A query's score for an identity is its best cosine
+over that identity's embeddings; a match needs ``score >= threshold``.
+
+Default threshold 0.6 (cosine), tuned on the synthetic multi-camera video with the quick-trained
+MobileNetV2 embedder (see docs/jetson.md): the same walker seen by another camera scores
+0.7-0.95 against its gallery entry, different walkers stay below about 0.5. Re-tune it for
+another model with ``--threshold``.
+
+On disk (``DIR``): ``gallery.npz`` (vectors, owners) and ``gallery.json`` (identities, the
+embedder's :class:`~edge_reid.metadata.ModelMeta`, and the SHA-256 of the npz so a mismatched
+pair is detected). Both are written atomically, npz first. A gallery built by another model
+(different model name, input size, embedding size or options) is refused with one sentence.
+
+Vector search uses faiss (exact inner-product index) when importable, numpy otherwise; both
+return the same scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from edge_reid.errors import InvalidInputError
+from edge_reid.metadata import ModelMeta
+from edge_reid.utils.atomic import atomic_write, atomic_write_json
+
+DEFAULT_THRESHOLD = 0.6
+GALLERY_JSON, GALLERY_NPZ = "gallery.json", "gallery.npz"
+FORMAT = "edge-reid-gallery"
+#: metadata fields that must agree for embeddings to be comparable
+_COMPATIBLE_KEYS = ("model", "input_size", "embedding_dim", "model_options", "dataset")
+
+
+@dataclass
+class Identity:
+    """One person the gallery knows; ``source`` is ``enrolled`` or ``track:<camera>/<id>``."""
+
+    id: int
+    name: str
+    source: str = "enrolled"
+    created: float = 0.0
+
+
+class VectorIndex:
+    """Exact inner-product search over L2-normalised rows (numpy; faiss when ``use_faiss``)."""
+
+    def __init__(self, vectors: np.ndarray, use_faiss: Optional[bool] = None) -> None:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.backend = "numpy"
+        self._faiss_index = None
+        if use_faiss is None:
+            use_faiss = faiss_available()
+        if use_faiss and len(self.vectors):
+            import faiss
+
+            index = faiss.IndexFlatIP(self.vectors.shape[1])
+            index.add(self.vectors)
+            self._faiss_index, self.backend = index, "faiss"
+
+    def scores(self, queries: np.ndarray) -> np.ndarray:
+        """Q x M inner products (every stored row, so identities can take their best)."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        m = len(self.vectors)
+        if m == 0:
+            return np.zeros((len(queries), 0), np.float32)
+        if self._faiss_index is None:
+            return queries @ self.vectors.T
+        sims, idx = self._faiss_index.search(queries, m)
+        out = np.empty((len(queries), m), np.float32)
+        np.put_along_axis(out, idx, sims, axis=1)
+        return out
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class Gallery:
+    """Identities and their embeddings for one embedder (``meta``)."""
+
+    def __init__(self, meta: ModelMeta, threshold: float = DEFAULT_THRESHOLD, use_faiss: Optional[bool] = None) -> None:
+        self.meta = meta
+        self.threshold = float(threshold)
+        self.use_faiss = use_faiss
+        self.identities: Dict[int, Identity] = {}
+        self._vectors = np.zeros((0, meta.embedding_dim), np.float32)
+        self._owners = np.zeros((0,), np.int64)
+        self._index: Optional[VectorIndex] = None
+        self.next_id = 1
+
+    # ------------------------------------------------------------------ content
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors
+
+    @property
+    def owners(self) -> np.ndarray:
+        return self._owners
+
+    def add_identity(self, embeddings: np.ndarray, name: Optional[str] = None, source: str = "enrolled") -> Identity:
+        """A new identity with ``embeddings`` (K x D, normalised here); returns it."""
+        vectors = _normalise(embeddings, self.meta.embedding_dim)
+        ident = Identity(self.next_id, name or f"id{self.next_id:04d}", source, time.time())
+        self.next_id += 1
+        self.identities[ident.id] = ident
+        self._append(ident.id, vectors)
+        return ident
+
+    def set_embeddings(self, identity_id: int, embeddings: np.ndarray) -> None:
+        """Replace an identity's embeddings (a live track refining the identity it created)."""
+        if identity_id not in self.identities:
+            raise KeyError(identity_id)
+        keep = self._owners != identity_id
+        self._vectors, self._owners = self._vectors[keep], self._owners[keep]
+        self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
+
+    def _append(self, identity_id: int, vectors: np.ndarray) -> None:
+        self._vectors = np.concatenate([self._vectors, vectors], axis=0)
+        self._owners = np.concatenate([self._owners, np.full(len(vectors), identity_id, np.int64)])
+        self._index = None
+
+    # ------------------------------------------------------------------ search
+
+    def scores(self, queries: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """(identity ids (K,), Q x K best cosine of each query against each identity)."""
+        ids = np.array(sorted(self.identities), np.int64)
+        q = _normalise(np.atleast_2d(queries), self.meta.embedding_dim)
+        if len(ids) == 0:
+            return ids, np.zeros((len(q), 0), np.float32)
+        if self._index is None:
+            self._index = VectorIndex(self._vectors, self.use_faiss)
+        per_row = self._index.scores(q)
+        out = np.full((len(q), len(ids)), -1.0, np.float32)
+        column = np.searchsorted(ids, self._owners)
+        np.maximum.at(out.T, column, per_row.T)
+        return ids, out
+
+    def match(self, query: np.ndarray, exclude: Sequence[int] = ()) -> Tuple[Optional[int], float]:
+        """(best identity id or None when below the threshold, its cosine) for one embedding."""
+        ids, sims = self.scores(query)
+        if len(ids) == 0:
+            return None, 0.0
+        row = sims[0].copy()
+        if exclude:
+            row[np.isin(ids, list(exclude))] = -np.inf
+        best = int(np.argmax(row))
+        score = float(row[best])
+        return (int(ids[best]) if score >= self.threshold else None), (score if np.isfinite(score) else 0.0)
+
+    @property
+    def search_backend(self) -> str:
+        if self._index is None:
+            self._index = VectorIndex(self._vectors, self.use_faiss)
+        return self._index.backend
+
+    # ------------------------------------------------------------------ enrolment
+
+    def enrol_folder(self, folder: Union[str, Path], embedder: Any) -> List[Identity]:
+        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``."""
+        from edge_reid.runtime.preprocess import list_images, read_bgr
+
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            raise InvalidInputError(f"Gallery folder {root} does not exist.")
+        people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        added = []
+        for person in people:
+            images = list_images(person)
+            if not images:
+                continue
+            embeddings = embedder.embed([read_bgr(p) for p in images])
+            added.append(self.add_identity(embeddings, name=person.name, source="enrolled"))
+        if not added:
+            raise InvalidInputError(f"Gallery folder {root} has no <name>/ sub-folders with images to enrol.")
+        return added
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, folder: Union[str, Path]) -> Path:
+        """Write ``gallery.npz`` then ``gallery.json`` into ``folder`` atomically; returns the folder."""
+        root = Path(folder).expanduser()
+        buffer = io.BytesIO()
+        np.savez(buffer, vectors=self._vectors, owners=self._owners)
+        data = buffer.getvalue()
+        with atomic_write(root / GALLERY_NPZ, "wb") as handle:
+            handle.write(data)
+        atomic_write_json(root / GALLERY_JSON, {
+            "format": FORMAT, "version": 1, "meta": self.meta.to_dict(), "threshold": self.threshold,
+            "next_id": self.next_id, "npz_sha256": hashlib.sha256(data).hexdigest(),
+            "identities": [asdict(self.identities[k]) for k in sorted(self.identities)],
+        })
+        return root
+
+    @classmethod
+    def load(cls, folder: Union[str, Path], meta: ModelMeta, threshold: Optional[float] = None,
+             use_faiss: Optional[bool] = None) -> "Gallery":
+        """Read a saved gallery; refuse one built with a different model than ``meta``."""
+        root = Path(folder).expanduser()
+        json_path, npz_path = root / GALLERY_JSON, root / GALLERY_NPZ
+        if not json_path.is_file() or not npz_path.is_file():
+            raise InvalidInputError(f"{root} holds no saved gallery ({GALLERY_JSON} and {GALLERY_NPZ}).")
+        try:
+            info = json.loads(json_path.read_text())
+        except json.JSONDecodeError:
+            raise InvalidInputError(f"Gallery file {json_path} is not valid JSON.") from None
+        if not isinstance(info, dict) or info.get("format") != FORMAT:
+            raise InvalidInputError(f"{json_path} is not an edge-reid gallery.")
+        stored = ModelMeta.from_dict(info.get("meta") or {}, source=f"gallery {json_path}")
+        different = [k for k in _COMPATIBLE_KEYS if stored.to_dict().get(k) != meta.to_dict().get(k)]
+        if different:
+            raise InvalidInputError(
+                f"The gallery in {root} was built with model '{stored.model}' ({stored.embedding_dim}-d, "
+                f"input {stored.input_size[0]}x{stored.input_size[1]}) but the embedder is '{meta.model}' "
+                f"({meta.embedding_dim}-d, input {meta.input_size[0]}x{meta.input_size[1]}), differing in "
+                f"{', '.join(different)}; re-enrol it with this model or use a new --gallery folder.")
+        data = npz_path.read_bytes()
+        if info.get("npz_sha256") != hashlib.sha256(data).hexdigest():
+            raise InvalidInputError(f"{npz_path} does not belong to {json_path} (checksum differs); re-enrol the gallery.")
+        with np.load(io.BytesIO(data)) as arrays:
+            vectors, owners = arrays["vectors"].astype(np.float32), arrays["owners"].astype(np.int64)
+        gallery = cls(meta, info.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold, use_faiss)
+        gallery.identities = {int(i["id"]): Identity(**i) for i in info.get("identities", [])}
+        gallery._vectors, gallery._owners = vectors.reshape(-1, meta.embedding_dim), owners
+        gallery.next_id = int(info.get("next_id", max(gallery.identities, default=0) + 1))
+        return gallery
+
+
+def is_saved_gallery(folder: Union[str, Path]) -> bool:
+    return (Path(folder).expanduser() / GALLERY_JSON).is_file()
+
+
+def _normalise(x: np.ndarray, dim: int) -> np.ndarray:
+    x = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    if x.shape[1] != dim:
+        raise InvalidInputError(f"Embeddings have {x.shape[1]} dimensions; the gallery holds {dim}-d embeddings.")
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

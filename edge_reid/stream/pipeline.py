@@ -1,0 +1,261 @@
+"""The stream loop: frame -> detect -> track (per camera) -> embed (one batch) -> aggregate -> match.
+
+Per track, embeddings are aggregated as a quality-weighted mean, re-normalised. The quality of
+a crop is ``confidence x size x sharpness x edge``: size = min(1, crop height / 128 px),
+sharpness = min(1, variance of the Laplacian / 100), edge = 0.3 when the box touches the
+frame border (a person entering or leaving, partly visible). A track's aggregate is matched
+against the gallery after each update; a track that reaches ``min_observations`` embedded crops
+and ``min_quality`` total weight without a match becomes a new identity (enrolled from the
+track, refined while the track lives). Identities are shared by all cameras.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_reid.stream.detectors.base import Detections, Detector
+from edge_reid.stream.gallery import Gallery
+from edge_reid.stream.sources import FramePacket, MultiSource
+from edge_reid.stream.tracker import MultiCameraTracker
+
+STAGES = ("decode", "detect", "track", "embed", "match", "output")
+
+
+@dataclass
+class StreamConfig:
+    """Knobs of the loop (defaults tuned on the synthetic multi-camera video)."""
+
+    embed_interval: int = 1          # embed a track's crop every N-th frame it is seen
+    min_observations: int = 4        # embedded crops before an unmatched track becomes an identity
+    min_quality: float = 1.0         # summed quality weight needed for that
+    new_identities: bool = True      # unmatched confident tracks become new identities
+    min_crop_height: int = 24        # smaller boxes are tracked but not embedded
+    tracker: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrackState:
+    """What the pipeline knows about one track in one camera."""
+
+    camera_id: str
+    track_id: int
+    first_frame: int
+    last_frame: int = 0
+    weight_sum: float = 0.0
+    vector_sum: Optional[np.ndarray] = None
+    observations: int = 0
+    seen: int = 0
+    identity: Optional[int] = None
+    score: float = 0.0
+    owns_identity: bool = False      # the identity was created from this track
+
+    @property
+    def key(self) -> Tuple[str, int]:
+        return self.camera_id, self.track_id
+
+    def aggregate(self) -> Optional[np.ndarray]:
+        if self.vector_sum is None or self.weight_sum <= 0:
+            return None
+        v = self.vector_sum / self.weight_sum
+        return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class TrackedBox:
+    """One tracked person in one frame (what drawing and the event log need)."""
+
+    track_id: int
+    box: Tuple[float, float, float, float]
+    confidence: float
+    identity: Optional[int]
+    name: Optional[str]
+    score: float
+
+
+@dataclass
+class FrameResult:
+    packet: FramePacket
+    boxes: List[TrackedBox]
+
+
+def crop_quality(crop: np.ndarray, confidence: float, at_edge: bool) -> float:
+    """Weight of one crop in its track's aggregate (see the module docstring)."""
+    import cv2
+
+    size = min(1.0, crop.shape[0] / 128.0)
+    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
+    sharp = min(1.0, float(cv2.Laplacian(gray, cv2.CV_32F).var()) / 100.0)
+    return float(max(confidence, 0.0) * size * max(sharp, 0.05) * (0.3 if at_edge else 1.0))
+
+
+class StageTimer:
+    """Accumulated seconds per stage."""
+
+    def __init__(self) -> None:
+        self.seconds: Dict[str, float] = {s: 0.0 for s in STAGES}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+class StreamPipeline:
+    """Runs detector, trackers, embedder and gallery over frames from any number of cameras."""
+
+    def __init__(self, embedder: Any, detector: Detector, gallery: Gallery,
+                 config: Optional[StreamConfig] = None) -> None:
+        self.embedder, self.detector, self.gallery = embedder, detector, gallery
+        self.config = config or StreamConfig()
+        self.trackers = MultiCameraTracker(**self.config.tracker)
+        self.tracks: Dict[Tuple[str, int], TrackState] = {}
+        self.timer = StageTimer()
+        self.frames = 0
+        self.crops_embedded = 0
+        self.embed_calls = 0
+
+    def process(self, packet: FramePacket) -> FrameResult:
+        """Detect, track, embed and match one frame."""
+        frame, camera_id = packet.frame, packet.camera_id
+        t0 = time.perf_counter()
+        detections = self.detector.detect(frame, camera_id)
+        t1 = time.perf_counter()
+        pairs = self.trackers.update(camera_id, detections)
+        t2 = time.perf_counter()
+        self.timer.add("detect", t1 - t0)
+        self.timer.add("track", t2 - t1)
+        self.frames += 1
+
+        h, w = frame.shape[:2]
+        crops: List[np.ndarray] = []
+        owners: List[Tuple[TrackState, float]] = []
+        states: List[Tuple[TrackState, int]] = []
+        for track_id, det_index in pairs:
+            state = self.tracks.get((camera_id, track_id))
+            if state is None:
+                state = self.tracks[(camera_id, track_id)] = TrackState(camera_id, track_id, packet.frame_index)
+            state.last_frame = packet.frame_index
+            state.seen += 1
+            states.append((state, det_index))
+            x1, y1, x2, y2 = _int_box(detections.boxes[det_index], w, h)
+            if y2 - y1 < self.config.min_crop_height or x2 - x1 < 4:
+                continue
+            if (state.seen - 1) % max(1, self.config.embed_interval) != 0:
+                continue
+            crop = frame[y1:y2, x1:x2]
+            at_edge = x1 <= 1 or y1 <= 1 or x2 >= w - 1 or y2 >= h - 1
+            quality = crop_quality(crop, float(detections.scores[det_index]), at_edge)
+            crops.append(crop)
+            owners.append((state, quality))
+        t3 = time.perf_counter()
+        if crops:
+            embeddings = self.embedder.embed(crops)  # one dynamic batch per frame
+            self.crops_embedded += len(crops)
+            self.embed_calls += 1
+        t4 = time.perf_counter()
+        self.timer.add("embed", t4 - t3)
+        if crops:
+            for (state, quality), emb in zip(owners, embeddings):
+                self._observe(state, emb, quality)
+        boxes = []
+        for state, det_index in states:
+            ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
+            boxes.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
+                                    float(detections.scores[det_index]), state.identity,
+                                    ident.name if ident else None, state.score))
+        self.timer.add("match", time.perf_counter() - t4)
+        return FrameResult(packet, boxes)
+
+    def _observe(self, state: TrackState, embedding: np.ndarray, quality: float) -> None:
+        """Fold one embedding into its track and (re)match the track's aggregate."""
+        if quality <= 0:
+            return
+        vec = embedding.astype(np.float64) * quality
+        state.vector_sum = vec if state.vector_sum is None else state.vector_sum + vec
+        state.weight_sum += quality
+        state.observations += 1
+        aggregate = state.aggregate()
+        if aggregate is None:
+            return
+        if state.owns_identity and state.identity is not None:
+            self.gallery.set_embeddings(state.identity, aggregate)
+            state.score = 1.0
+            return
+        # identities held by other live tracks of the same camera are not candidates
+        busy = [t.identity for t in self.tracks.values() if t.identity is not None and t is not state
+                and t.camera_id == state.camera_id and state.last_frame - t.last_frame <= 1]
+        identity, score = self.gallery.match(aggregate, exclude=busy)
+        state.score = score
+        if identity is not None:
+            state.identity = identity
+            return
+        if state.identity is not None:
+            return  # keep the last match: a track never falls back to "unknown"
+        if (self.config.new_identities and state.observations >= self.config.min_observations
+                and state.weight_sum >= self.config.min_quality):
+            ident = self.gallery.add_identity(aggregate, source=f"track:{state.camera_id}/{state.track_id}")
+            state.identity, state.owns_identity, state.score = ident.id, True, 1.0
+
+    def run(self, source: MultiSource, sinks: Sequence[Any] = (), max_frames: Optional[int] = None,
+            on_frame: Optional[Callable[[FrameResult], None]] = None) -> Dict[str, Any]:
+        """Process every frame of ``source`` (or ``max_frames``); returns the summary dict.
+
+        ``sinks`` get ``write(result, fps)`` per frame and ``close()`` at the end, always.
+        """
+        start = time.perf_counter()
+        fps_window: List[float] = []
+        try:
+            for packet in source:
+                result = self.process(packet)
+                now = time.perf_counter()
+                fps_window = (fps_window + [now])[-20:]
+                fps = (len(fps_window) - 1) / (fps_window[-1] - fps_window[0]) if len(fps_window) > 1 else 0.0
+                t = time.perf_counter()
+                for sink in sinks:
+                    sink.write(result, fps)
+                if on_frame is not None:
+                    on_frame(result)
+                self.timer.add("output", time.perf_counter() - t)
+                if max_frames is not None and self.frames >= max_frames:
+                    break
+        finally:
+            for sink in sinks:
+                sink.close()
+            source.close()
+        self.timer.seconds["decode"] = source.decode_seconds
+        return self.summary(time.perf_counter() - start, source)
+
+    def summary(self, wall_s: float, source: Optional[MultiSource] = None) -> Dict[str, Any]:
+        """Frames, overall FPS and per-stage milliseconds per frame and FPS."""
+        stages = {}
+        for name, seconds in self.timer.seconds.items():
+            per_frame = seconds / max(self.frames, 1)
+            stages[name] = {"total_s": round(seconds, 3), "ms_per_frame": round(per_frame * 1000.0, 2),
+                            "fps": round(1.0 / per_frame, 1) if per_frame > 0 else None}
+        return {
+            "frames": self.frames, "wall_s": round(wall_s, 3),
+            "fps": round(self.frames / wall_s, 2) if wall_s > 0 else None,
+            "stages": stages,
+            "crops_embedded": self.crops_embedded,
+            "ms_per_crop": round(self.timer.seconds["embed"] * 1000.0 / max(self.crops_embedded, 1), 2),
+            "tracks": len(self.tracks), "identities": len(self.gallery),
+            "embedder": {"path": str(getattr(self.embedder, "path", "")), "backend": getattr(self.embedder, "backend", ""),
+                         "precision": getattr(self.embedder, "precision", ""), "device": getattr(self.embedder, "device", "")},
+            "gallery_search": self.gallery.search_backend,
+            "sources": source.stats() if source is not None else {},
+        }
+
+
+def _int_box(box: np.ndarray, w: int, h: int) -> Tuple[int, int, int, int]:
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+
+
+def detections_of(result: FrameResult) -> Detections:
+    """The tracked boxes of a frame as :class:`Detections` (for evaluation and tests)."""
+    if not result.boxes:
+        return Detections.empty()
+    return Detections(np.array([b.box for b in result.boxes], np.float32),
+                      np.array([b.confidence for b in result.boxes], np.float32))

@@ -1,0 +1,71 @@
+"""Per-camera multi-object tracking with ByteTrack (Roboflow's maintained implementation).
+
+supervision 0.27+ no longer ships ``sv.ByteTrack``: it moved to Roboflow's ``trackers``
+package as ``trackers.ByteTrackTracker`` (supervision's own annotators import it from there),
+which takes and returns ``sv.Detections``. One tracker per camera: track ids are only
+meaningful within a camera; identities across cameras come from the gallery.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+from edge_reid.errors import MissingDependencyError
+from edge_reid.stream.detectors.base import Detections
+
+
+def _import_bytetrack() -> Tuple[Any, Any]:
+    try:
+        import supervision as sv
+        from trackers import ByteTrackTracker
+    except ImportError:
+        raise MissingDependencyError(
+            "Tracking needs ByteTrack from Roboflow's 'trackers' package (with supervision); "
+            "install it with 'pip install trackers supervision'.") from None
+    return sv, ByteTrackTracker
+
+
+class CameraTracker:
+    """ByteTrack for one camera: ``update(detections)`` -> [(track_id, detection_index)].
+
+    Defaults suit detections scored in [0.4, 1] at 10-30 FPS: tracks start from boxes scored
+    >= ``activation`` 0.45, the high/low split is at ``high`` 0.6, a lost track is kept for
+    ``lost_frames`` frames (at ``fps``) and boxes associate at IoU >= ``min_iou`` 0.1.
+    """
+
+    def __init__(self, fps: float = 10.0, lost_frames: int = 15, activation: float = 0.45, high: float = 0.6,
+                 min_iou: float = 0.1, min_frames: int = 1) -> None:
+        self._sv, cls = _import_bytetrack()
+        # the library counts the lost buffer in 30 FPS frames and rescales by frame_rate
+        self._tracker = cls(lost_track_buffer=max(1, int(round(lost_frames * 30.0 / max(fps, 1.0)))),
+                            frame_rate=float(fps or 10.0), track_activation_threshold=activation,
+                            minimum_consecutive_frames=max(1, int(min_frames)),
+                            minimum_iou_threshold=min_iou, high_conf_det_threshold=high)
+
+    def update(self, detections: Detections) -> List[Tuple[int, int]]:
+        """Associate this frame's detections; confirmed ones come back with their track id."""
+        n = len(detections)
+        dets = self._sv.Detections(xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
+                                   confidence=detections.scores.astype(np.float32).reshape(-1),
+                                   data={"det_index": np.arange(n)})
+        tracked = self._tracker.update(dets)
+        if tracked.tracker_id is None or len(tracked) == 0:
+            return []
+        index = tracked.data.get("det_index")
+        return [(int(t), int(i)) for t, i in zip(tracked.tracker_id, index) if int(t) >= 0]
+
+
+class MultiCameraTracker:
+    """One :class:`CameraTracker` per camera id, created on first sight."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._trackers: Dict[str, CameraTracker] = {}
+        _import_bytetrack()  # fail early, with the install hint
+
+    def update(self, camera_id: str, detections: Detections) -> List[Tuple[int, int]]:
+        if camera_id not in self._trackers:
+            self._trackers[camera_id] = CameraTracker(**self.options)
+        return self._trackers[camera_id].update(detections)
