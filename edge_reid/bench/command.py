@@ -1,0 +1,602 @@
+"""``edge-reid bench``: params/FLOPs, latency per backend and precision, accuracy vs latency.
+
+Three stages, each also a script in ``benchmarks/``:
+
+* ``complexity`` - params (total, per part, on the inference path) and multiply-adds of every
+  registry model beside the numbers the papers publish;
+* ``latency`` - p50/p90/p99 and images/s per model x backend x precision x batch, with the ratio
+  to PyTorch eager FP32 of the same model in the same run as the headline column;
+* ``accuracy`` - each artifact's Rank-1/mAP joined with its latency, accuracy per GMAC, and the
+  Pareto plot.
+
+With no arguments it benchmarks the export pipeline's default model (VisNet trained once on
+the synthetic set) on the embedded synthetic data in a few minutes on a 2-core CPU; ``--full``
+runs the whole grid. Everything lands in ``--out`` (default ``runs/bench``) as CSV/JSON/PNG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edge_reid.bench import report as R
+from edge_reid.bench.latency import Target, environment, run_grid
+from edge_reid.bench.pareto import join_accuracy
+from edge_reid.errors import EdgeReidError, InvalidInputError
+from edge_reid.metadata import ModelMeta
+
+STAGES = ("complexity", "latency", "accuracy")
+CONVENTION = ("Counting convention: multiply-adds (MACs) = torch.utils.flop_counter.FlopCounterMode FLOPs / 2, "
+              "one eval-mode forward pass at batch 1; only convolutions, linear layers and matmuls are counted "
+              "(batch norm, activations, pooling, element-wise ops are not). 'GMACs vs paper' compares with the "
+              "published 'GFLOPs' as printed: VisNet's 4.601 G is a MAC count; a published figure near twice ours "
+              "counts FLOPs = 2 x MACs.")
+#: Training identities of Market-1501: the classifier size the papers count.
+PAPER_NUM_CLASSES = 751
+#: ONNX artifact keys of the export pipeline -> precision labels in the tables.
+PRECISION_OF_KEY = {"fp32": "fp32", "fp16": "fp16", "int8_cpu": "int8-cpu", "int8_trt": "int8-trt"}
+
+
+@dataclass(frozen=True)
+class PaperEntry:
+    """A published params/FLOPs figure and where it comes from."""
+
+    label: str
+    model: Optional[str]  # registry name measured beside it; None for reference-only rows
+    params_m: str
+    gmacs: str
+    source: str
+
+    @staticmethod
+    def low(text: str) -> float:
+        return float(text.split("-")[0])
+
+
+PAPERS: Tuple[PaperEntry, ...] = (
+    PaperEntry("VisNet (paper)", "visnet", "32.41", "4.601", "VisNet paper, Tables II-III"),
+    PaperEntry("DCS-FB MobileNetV2 (paper)", "dcs_mobilenetv2", "2.31", "0.406", "DCS-Attention paper"),
+    PaperEntry("MobileNetV2 (paper)", "mobilenetv2", "2.22", "0.380", "DCS-Attention paper"),
+    PaperEntry("TransReID (paper)", None, "86-100", "17.8-19.3", "as quoted in the VisNet paper; reference only"),
+    PaperEntry("CLIP-ReID (paper)", None, "63", "12", "as quoted in the VisNet paper; reference only"),
+)
+
+COMPLEXITY_COLUMNS = ["kind", "model", "variant", "input", "params_M", "params_inference_M", "gmacs",
+                      "paper_params_M", "paper_gmacs", "gmacs_vs_paper_pct", "parts"]
+LATENCY_COLUMNS = ["model", "backend", "precision", "batch", "p50_ms", "p90_ms", "p99_ms", "ms_per_image",
+                   "images_per_s", "speedup_vs_eager_fp32"]
+ACCURACY_COLUMNS = ["model", "backend", "precision", "ms_per_image", "speedup_vs_eager_fp32", "rank1", "mAP",
+                    "gmacs", "rank1_per_gmac", "mAP_per_gmac", "pareto"]
+
+
+# ============================================================================ complexity
+
+
+def inference_params(model: Any, input_size: Sequence[int]) -> int:
+    """Parameters read by an eval-mode forward pass (training-only heads excluded).
+
+    Every tensor reaching an ATen op is recorded by storage, so parameters used functionally
+    (fused kernels, custom ops) count as well as those of called submodules.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set = set()
+
+    class _Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            for a in list(args) + list((kwargs or {}).values()):
+                for t in (a if isinstance(a, (list, tuple)) else [a]):
+                    if isinstance(t, torch.Tensor):
+                        seen.add(t.untyped_storage().data_ptr())
+            return func(*args, **(kwargs or {}))
+
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad(), _Record():
+            model(torch.rand(1, 3, int(input_size[0]), int(input_size[1])))
+    finally:
+        model.train(was_training)
+    return sum(p.numel() for p in model.parameters() if p.untyped_storage().data_ptr() in seen)
+
+
+def fast_fusion_available() -> bool:
+    """Whether the ``visnet`` factory takes ``fusion_impl`` (the kernels engineer's fast fusion)."""
+    from edge_reid.models import MODELS
+
+    return "fusion_impl" in inspect.signature(MODELS.get("visnet")).parameters
+
+
+def complexity_rows(models: Optional[Sequence[str]] = None, input_size: Sequence[int] = (256, 128),
+                    num_classes: int = PAPER_NUM_CLASSES, say: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """One measured row per registry model (plus VisNet's fast fusion when it exists), then the paper rows."""
+    from edge_reid.bench.complexity import complexity
+    from edge_reid.models import MODELS, build_model
+
+    names = list(models) if models is not None else sorted(MODELS.names())
+    size = (int(input_size[0]), int(input_size[1]))
+    papers = {p.model: p for p in PAPERS if p.model}
+    variants: List[Tuple[str, str, Dict[str, Any]]] = []
+    for name in names:
+        if name == "visnet" and fast_fusion_available():
+            variants += [(name, "fusion_impl=reference", {"fusion_impl": "reference"}),
+                         (name, "fusion_impl=fast", {"fusion_impl": "fast"})]
+        else:
+            variants.append((name, "", {}))
+    if "visnet" in names and not fast_fusion_available():
+        say("VisNet fusion_impl='fast' is not available in this checkout (the visnet factory has no "
+            "'fusion_impl' option yet): only the reference fusion is measured.")
+    rows: List[Dict[str, Any]] = []
+    for name, variant, options in variants:
+        try:
+            model = build_model(name, num_classes=num_classes, input_size=size, **options)
+        except EdgeReidError as exc:  # a model that needs options of its own (e.g. a searched architecture)
+            say(f"  {name}: not measured ({exc})")
+            continue
+        rep = complexity(model, input_size=size)
+        parts = model.parameter_breakdown() if hasattr(model, "parameter_breakdown") else \
+            {k: v for k, v in rep.parts.items() if "." not in k}
+        paper = papers.get(name)
+        rows.append({
+            "kind": "measured", "model": name, "variant": variant, "input": f"{size[0]}x{size[1]}",
+            "params": rep.params, "params_M": rep.params / 1e6,
+            "params_inference_M": inference_params(model, size) / 1e6, "macs": rep.macs, "gmacs": rep.gmacs,
+            "paper_params_M": paper.params_m if paper else None, "paper_gmacs": paper.gmacs if paper else None,
+            "gmacs_vs_paper_pct": 100.0 * (rep.gmacs / PaperEntry.low(paper.gmacs) - 1.0) if paper else None,
+            "parts": ", ".join(f"{k} {v / 1e6:.3f}M" for k, v in parts.items()),
+        })
+        say(f"  {name} {variant}: {rep.params / 1e6:.2f}M params, {rep.gmacs:.3f} GMACs")
+    for p in PAPERS:
+        rows.append({"kind": "paper", "model": p.label, "variant": p.source, "input": "256x128",
+                     "params_M": None, "params_inference_M": None, "gmacs": None,
+                     "paper_params_M": p.params_m, "paper_gmacs": p.gmacs, "gmacs_vs_paper_pct": None, "parts": ""})
+    return rows
+
+
+def run_complexity(out: Path, models: Optional[Sequence[str]], input_size: Sequence[int], num_classes: int,
+                   say: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """The complexity stage: rows, printed table, ``complexity.csv/json``."""
+    say(f"\n== Complexity at {input_size[0]}x{input_size[1]} ({num_classes} training ids) ==")
+    rows = complexity_rows(models, input_size, num_classes, say)
+    headers = {"params_M": "params (M)", "params_inference_M": "inference params (M)", "gmacs": "GMACs",
+               "paper_params_M": "paper params (M)", "paper_gmacs": "paper GMACs", "gmacs_vs_paper_pct": "GMACs vs paper (%)"}
+    cols = [c for c in COMPLEXITY_COLUMNS if c != "parts"]
+    say(R.markdown_table(rows, cols, headers))
+    say("\nParameters per part:\n" + "\n".join(f"  {r['model']} {r['variant']}: {r['parts']}" for r in rows if r["parts"]))
+    say(CONVENTION)
+    R.dump_rows(rows, out, "complexity", COMPLEXITY_COLUMNS, {"convention": CONVENTION, "num_classes": num_classes})
+    return rows
+
+
+# ============================================================================ artifacts
+
+
+@dataclass
+class ArtifactSet:
+    """One model's deployable forms: the torch model, ONNX variants, engines, known accuracy."""
+
+    meta: ModelMeta
+    model: Any  # torch.nn.Module in eval mode
+    onnx: Dict[str, Path] = field(default_factory=dict)  # pipeline keys: fp32, fp16, int8_trt, int8_cpu
+    engines: Dict[str, Path] = field(default_factory=dict)
+    accuracy: Dict[str, Dict[str, float]] = field(default_factory=dict)  # precision label -> rank1/mAP
+    profile_max: int = 32
+    trained: bool = True
+    folder: Optional[Path] = None  # where its manifest.json is
+
+
+def _find(path: str, folder: Path) -> Path:
+    """A path written in a manifest, or the same file name in the manifest's folder (moved builds)."""
+    p = Path(path)
+    return p if p.is_file() else folder / p.name
+
+
+def load_manifest(folder: Path, say: Callable[[str], None] = print) -> ArtifactSet:
+    """Read a build folder written by ``edge-reid build`` (its ``manifest.json``)."""
+    from edge_reid.models import build_model
+    from edge_reid.models.checkpoint import load_model_from_checkpoint
+
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise InvalidInputError(f"{folder} has no manifest.json; point --artifacts at an 'edge-reid build' output folder.")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    meta = ModelMeta.from_dict(manifest["meta"], source=f"manifest {path}")
+    checkpoint = manifest.get("checkpoint")
+    if checkpoint and Path(checkpoint).is_file():
+        model = load_model_from_checkpoint(checkpoint)[0].eval()
+    else:
+        say(f"The checkpoint of {folder} is not here: torch rows time an untrained {meta.model} (same graph).")
+        options = {**meta.model_options, "input_size": tuple(meta.input_size)}
+        model = build_model(meta.model, num_classes=meta.num_ids, **options).eval()
+    onnx = {k: _find(v, path.parent) for k, v in manifest.get("artifacts", {}).items()}
+    engines = {k: _find(v, path.parent) for k, v in manifest.get("engines", {}).items()}
+    by_name = {p.name: k for k, p in onnx.items()}
+    accuracy = {}
+    for row in manifest.get("parity", []):
+        key = by_name.get(row.get("artifact"))
+        if key and row.get("mAP") is not None:
+            accuracy[PRECISION_OF_KEY.get(key, key)] = {"rank1": row["rank1"], "mAP": row["mAP"]}
+    batch = manifest.get("config", {}).get("batch") or [1, 8, 32]
+    return ArtifactSet(meta, model, onnx, engines, accuracy, int(batch[-1]), trained=bool(checkpoint),
+                       folder=path.parent)
+
+
+def build_artifacts(out: Path, model: Any, meta: ModelMeta, precisions: Sequence[str], calib: str,
+                    calib_images: int, checkpoint: Optional[str], say: Callable[[str], None] = print) -> ArtifactSet:
+    """Export ``model`` with :mod:`edge_reid.deploy` into ``out`` (FP32, FP16, INT8 flavours asked for).
+
+    A ``manifest.json`` in the export pipeline's layout is written beside them, so the folder can
+    be given back as ``--artifacts``; ``checkpoint`` None means untrained weights.
+    """
+    from edge_reid.deploy import int8
+    from edge_reid.deploy.fp16 import to_fp16
+    from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    onnx = {"fp32": OnnxExporter().export(model, meta, out / "model_fp32.onnx").path}
+    if "fp16" in precisions:
+        onnx["fp16"] = save_onnx(to_fp16(load_onnx(onnx["fp32"])), out / "model_fp16.onnx")
+    flavours = [f for f in int8.FLAVOURS if f"int8-{f}" in precisions]
+    if flavours:
+        if calib == "random":
+            data = int8.random_calibration(meta.input_size, min(calib_images, 64))
+        else:
+            name, _, split = calib.partition(":")
+            data = int8.calibration_from_split(name, meta.input_size, split or "train", limit=calib_images)
+        written = int8.Int8Quantizer().quantize(onnx["fp32"], data, {f: out / f"model_int8_{f}.onnx" for f in flavours})
+        onnx.update({f"int8_{f}": p for f, p in written.items()})
+    say(f"  exported {meta.model} ({', '.join(onnx)}) to {out} in {time.perf_counter() - t0:.1f} s")
+    R.write_json(out / "manifest.json", {
+        "format": "edge-reid-bench-artifacts", "meta": meta.to_dict(), "checkpoint": checkpoint,
+        "artifacts": {k: str(v) for k, v in onnx.items()}, "engines": {}, "parity": [],
+        "config": {"batch": [1, 8, 32], "calibration": calib, "calib_images": calib_images}})
+    return ArtifactSet(meta, model, onnx, trained=checkpoint is not None, folder=out)
+
+
+def resolve_main(args: argparse.Namespace, out: Path, say: Callable[[str], None] = print) -> ArtifactSet:
+    """The benchmarked model: ``--artifacts``, else ``--checkpoint``, ``--model`` or the pipeline's default."""
+    from edge_reid.models import build_model
+    from edge_reid.models.checkpoint import load_model_from_checkpoint
+
+    if args.artifacts:
+        return load_manifest(Path(args.artifacts), say)
+    checkpoint: Optional[str] = args.checkpoint
+    if args.checkpoint:
+        model, meta, _ = load_model_from_checkpoint(args.checkpoint)
+    elif args.model:
+        size = args.input_size or (256, 128)
+        say(f"No checkpoint: benchmarking an untrained '{args.model}' at {size[0]}x{size[1]} "
+            "(latency is real; Rank-1/mAP of random weights are only a smoke test).")
+        model = build_model(args.model, num_classes=PAPER_NUM_CLASSES, input_size=size)
+        meta = model.meta("untrained")
+    else:
+        from edge_reid.deploy.pipeline import default_checkpoint
+
+        checkpoint = str(default_checkpoint(say))
+        model, meta, _ = load_model_from_checkpoint(checkpoint)
+    return build_artifacts(out / "artifacts" / meta.model, model.eval(), meta, args.precisions, args.calib,
+                           args.calib_images, checkpoint, say)
+
+
+def extra_models(args: argparse.Namespace, main: ArtifactSet, out: Path,
+                 say: Callable[[str], None] = print) -> List[ArtifactSet]:
+    """Untrained registry models timed beside the main one (``--models``; every model with ``--full``)."""
+    from edge_reid.models import MODELS, build_model
+
+    names = args.models if args.models is not None else (sorted(MODELS.names()) if args.full else [])
+    size = tuple(main.meta.input_size)
+    sets = []
+    for name in [n for n in names if n != main.meta.model]:
+        model = build_model(name, num_classes=PAPER_NUM_CLASSES, input_size=size).eval()
+        sets.append(build_artifacts(out / "artifacts" / name, model, model.meta("untrained"), args.precisions,
+                                    args.calib, args.calib_images, None, say))
+    return sets
+
+
+# ============================================================================ latency
+
+
+def latency_targets(sets: Sequence[ArtifactSet], backends: Sequence[str], precisions: Sequence[str],
+                    threads: int, notes: List[Dict[str, Any]]) -> List[Target]:
+    """Every model x backend x precision this machine can run; what it cannot is added to ``notes``."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    targets: List[Target] = []
+
+    def note(model: str, backend: str, precision: str, reason: str) -> None:
+        notes.append({"model": model, "backend": backend, "precision": precision, "batch": None, "reason": reason})
+
+    for s in sets:
+        name = s.meta.model
+        for backend in [b for b in ("torch-eager", "torch-compile") if b in backends]:
+            for precision in [p for p in precisions if p in ("fp32", "fp16")]:
+                if precision == "fp16" and device == "cpu":
+                    note(name, backend, precision, "FP16 in PyTorch is measured on a GPU only (no CPU deployment path)")
+                    continue
+                targets.append(Target(name, backend, precision, "checkpoint" if s.trained else "untrained model",
+                                      _torch_maker(s.model, device, precision, backend == "torch-compile"), device))
+            if any(p.startswith("int8") for p in precisions):
+                note(name, backend, "int8", "INT8 runs through the Q/DQ ONNX graphs (onnxruntime, tensorrt)")
+        if "onnxruntime" in backends:
+            for key, path in s.onnx.items():
+                precision = PRECISION_OF_KEY.get(key, key)
+                if precision in precisions:
+                    targets.append(Target(name, "onnxruntime", precision, path.name,
+                                          _embedder_maker(path, "onnxruntime", threads=threads), "cpu"))
+        if "tensorrt" in backends:
+            if s.engines:
+                for key, path in s.engines.items():
+                    targets.append(Target(name, "tensorrt", PRECISION_OF_KEY.get(key, key), path.name,
+                                          _embedder_maker(path, "tensorrt"), "cuda"))
+            else:
+                from edge_reid.deploy.trt_builder import tensorrt_available
+
+                why = tensorrt_available() or "no engines were built for these artifacts (run 'edge-reid build' on the GPU)"
+                note(name, "tensorrt", "all", why)
+    return targets
+
+
+def _torch_maker(model: Any, device: str, precision: str, compiled: bool) -> Callable[[], Callable[[np.ndarray], Any]]:
+    def make() -> Callable[[np.ndarray], Any]:
+        import copy
+
+        import torch
+
+        net = copy.deepcopy(model).to(device).eval()
+        dtype = torch.float16 if precision == "fp16" else torch.float32
+        net = net.to(dtype)
+        if compiled:
+            net = torch.compile(net)
+
+        def run(x: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return net(torch.from_numpy(x).to(device=device, dtype=dtype)).float().cpu().numpy()
+
+        return run
+
+    return make
+
+
+def _embedder_maker(path: Path, backend: str, **options: Any) -> Callable[[], Callable[[np.ndarray], Any]]:
+    def make() -> Callable[[np.ndarray], Any]:
+        from edge_reid.runtime import load_embedder
+
+        return load_embedder(path, backend, **options).embed
+
+    return make
+
+
+def run_latency(out: Path, sets: Sequence[ArtifactSet], args: argparse.Namespace, env: Dict[str, Any],
+                say: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """The latency stage: the grid, printed table, ``latency.csv/json``."""
+    batches = sorted(set(args.batches) | ({b for s in sets for b in (1, 8, 32, s.profile_max)} if args.full else set()))
+    say(f"\n== Latency on {env['device']} (torch threads {env.get('torch_threads')}, ORT threads {env['ort_threads']}) ==")
+    notes: List[Dict[str, Any]] = []
+    targets = latency_targets(sets, args.backends, args.precisions, args.threads, notes)
+    for n in notes:
+        say(f"  not measured: {n['model']} {n['backend']} {n['precision']}: {n['reason']}")
+    rows, skipped = run_grid(targets, batches, sets[0].meta.input_size, iters=args.iters, warmup=args.warmup,
+                             max_seconds=args.max_seconds, say=say)
+    notes += skipped
+    for r in rows:
+        r["input"] = "x".join(str(v) for v in next(s.meta.input_size for s in sets if s.meta.model == r["model"]))
+    headers = {"speedup_vs_eager_fp32": "x vs eager FP32", "ms_per_image": "ms/image", "images_per_s": "img/s"}
+    say(R.markdown_table(rows, LATENCY_COLUMNS, headers))
+    say("Ratio = PyTorch eager FP32 p50 / this p50 (same model, same batch, same run); > 1 is faster.")
+    R.dump_rows(rows, out, "latency", LATENCY_COLUMNS, {
+        "environment": env, "not_measured": notes, "iters": args.iters, "warmup": args.warmup,
+        "max_seconds": args.max_seconds, "artifact_dirs": [str(s.folder) for s in sets if s.folder]})
+    return rows
+
+
+# ============================================================================ accuracy
+
+
+def evaluate_artifacts(s: ArtifactSet, dataset: str, limit: int, threads: int,
+                       say: Callable[[str], None] = print) -> None:
+    """Rank-1/mAP of every ONNX variant of ``s`` not already known, on ``dataset``'s query/gallery."""
+    from edge_reid.deploy.parity import retrieval_metrics
+    from edge_reid.deploy.pipeline import load_eval_set
+    from edge_reid.runtime import load_embedder
+
+    missing = {k: p for k, p in s.onnx.items() if PRECISION_OF_KEY.get(k, k) not in s.accuracy}
+    if not missing:
+        return
+    data = load_eval_set(dataset, s.meta.input_size, limit)
+    nq = len(data.query)
+    images = data.images
+    for key, path in missing.items():
+        embedder = load_embedder(path, "onnxruntime", threads=threads)
+        emb = np.concatenate([embedder.embed(images[i:i + 32]) for i in range(0, len(images), 32)])
+        s.accuracy[PRECISION_OF_KEY.get(key, key)] = retrieval_metrics(
+            emb[:nq], emb[nq:], data.q_pids, data.g_pids, data.q_camids, data.g_camids)
+    say(f"  {s.meta.model}: " + ", ".join(f"{k} R1 {v['rank1']:.1f} mAP {v['mAP']:.1f}" for k, v in s.accuracy.items())
+        + f" ({dataset}, {nq} queries, {len(data.gallery)} gallery)")
+
+
+def run_accuracy(out: Path, sets: Sequence[ArtifactSet], latency_rows: Sequence[Dict[str, Any]],
+                 args: argparse.Namespace, env: Dict[str, Any], say: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """The accuracy stage: evaluation, join with latency, accuracy per GMAC, Pareto plot."""
+    from edge_reid.bench.complexity import complexity
+
+    say(f"\n== Accuracy vs latency (batch {args.plot_batch}, {args.eval_dataset}) ==")
+    accuracy: Dict[str, Dict[str, float]] = {}
+    gmacs: Dict[str, float] = {}
+    for s in sets:
+        if s.trained:  # random weights give no meaningful accuracy: such models stay off the plot
+            evaluate_artifacts(s, args.eval_dataset, args.eval_limit, args.threads, say)
+            accuracy.update({f"{s.meta.model}:{k}": v for k, v in s.accuracy.items()})
+        else:
+            say(f"  {s.meta.model}: untrained, no accuracy (latency only)")
+        gmacs[s.meta.model] = complexity(s.model, s.meta.input_size).gmacs
+    rows = join_accuracy(latency_rows, accuracy, gmacs, args.plot_batch)
+    headers = {"ms_per_image": "ms/image", "speedup_vs_eager_fp32": "x vs eager FP32", "rank1": "R1 (%)",
+               "mAP": "mAP (%)", "gmacs": "GMACs", "rank1_per_gmac": "R1/GMAC", "mAP_per_gmac": "mAP/GMAC"}
+    say(R.markdown_table(rows, ACCURACY_COLUMNS, headers))
+    say(f"GMACs at {'x'.join(map(str, sets[0].meta.input_size))} (the benchmarked input); "
+        "R1/GMAC and mAP/GMAC follow the VisNet paper's Acc/GFLOP.")
+    R.dump_rows(rows, out, "accuracy_vs_latency", ACCURACY_COLUMNS,
+                {"environment": env, "batch": args.plot_batch, "eval_dataset": args.eval_dataset,
+                 "eval_limit": args.eval_limit})
+    plot = R.plot_accuracy_vs_latency(out / "accuracy_vs_latency.png", rows, env["device"], args.plot_batch)
+    say(f"Plot: {plot}")
+    return rows
+
+
+# ============================================================================ command line
+
+
+def _size(text: str) -> Tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 256x128; got '{text}'") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive; got '{text}'")
+    return h, w
+
+
+def _ints(text: str) -> List[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers; got '{text}'") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers; got '{text}'")
+    return values
+
+
+def _names(text: str) -> List[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``edge-reid bench`` (and of the three scripts in ``benchmarks/``)."""
+    parser.add_argument("--out", default="runs/bench", help="output folder for CSV/JSON/PNG (default runs/bench)")
+    parser.add_argument("--full", action="store_true",
+                        help="the whole grid: every registry model, batches 1,8,32 and the profile max, "
+                             "every precision, more iterations")
+    parser.add_argument("--stages", type=_names, default=list(STAGES), help="comma list of complexity,latency,accuracy")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--artifacts", help="an 'edge-reid build' output folder (reads its manifest.json)")
+    src.add_argument("--checkpoint", help="an edge-reid checkpoint to export and benchmark")
+    src.add_argument("--model", help="a registry model to benchmark untrained (latency only is meaningful)")
+    parser.add_argument("--input-size", type=_size, default=None, help="HxW for --model (default 256x128)")
+    parser.add_argument("--models", type=_names, default=None,
+                        help="extra registry models timed untrained beside the main one (default: none; all with --full)")
+    parser.add_argument("--batches", type=_ints, default=None, help="batch sizes (default 1,8; --full adds 32 and the profile max)")
+    parser.add_argument("--backends", type=_names, default=None,
+                        help="torch-eager,torch-compile,onnxruntime,tensorrt (default: all but torch-compile; --full: all)")
+    parser.add_argument("--precisions", type=_names, default=None,
+                        help="fp32,fp16,int8-cpu,int8-trt (default fp32,fp16,int8-cpu; --full adds int8-trt)")
+    parser.add_argument("--iters", type=int, default=None, help="timed iterations per point (default 10; --full 50)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2; --full 5)")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="cap on timed seconds per point, at least 3 calls (default 5; --full 60)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads of every backend, the same for all so ratios are fair (default 1: "
+                             "on a shared CPU more threads spin against other processes; 0 = each library's default)")
+    parser.add_argument("--plot-batch", type=int, default=1, help="batch whose latency goes on the plot (default 1)")
+    parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP (default synthetic)")
+    parser.add_argument("--eval-limit", type=int, default=None, help="query+gallery images evaluated (default 200; --full 400)")
+    parser.add_argument("--calib", default="synthetic:train", help="INT8 calibration: dataset:split or 'random' (smoke tests)")
+    parser.add_argument("--calib-images", type=int, default=None, help="calibration crops (default 64; --full 256)")
+    parser.add_argument("--complexity-models", type=_names, default=None, help="models for the complexity table (default: all)")
+    parser.add_argument("--complexity-input", type=_size, default=(256, 128), help="HxW for params/MACs (default 256x128)")
+    parser.add_argument("--num-classes", type=int, default=PAPER_NUM_CLASSES,
+                        help=f"classifier size for params (default {PAPER_NUM_CLASSES}, Market-1501)")
+
+
+def _apply_defaults(args: argparse.Namespace) -> None:
+    """Fill the quick / --full defaults and check the choices."""
+    full = args.full
+    args.batches = args.batches or [1, 8]
+    # torch.compile takes minutes per batch shape on a 2-core CPU: in the quick default only with --backends
+    args.backends = args.backends or (["torch-eager", "torch-compile", "onnxruntime", "tensorrt"] if full
+                                      else ["torch-eager", "onnxruntime", "tensorrt"])
+    args.precisions = args.precisions or (["fp32", "fp16", "int8-cpu", "int8-trt"] if full else ["fp32", "fp16", "int8-cpu"])
+    args.iters = args.iters or (50 if full else 10)
+    args.warmup = args.warmup if args.warmup is not None else (5 if full else 2)
+    args.max_seconds = args.max_seconds if args.max_seconds is not None else (60.0 if full else 5.0)
+    args.eval_limit = args.eval_limit or (400 if full else 200)
+    args.calib_images = args.calib_images or (256 if full else 64)
+    for option, values, known in (("--stages", args.stages, STAGES),
+                                  ("--backends", args.backends, ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")),
+                                  ("--precisions", args.precisions, tuple(PRECISION_OF_KEY.values()))):
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InvalidInputError(f"Unknown {option} value(s) {unknown}; choose from {', '.join(known)}.")
+    if "fp32" not in args.precisions:
+        args.precisions = ["fp32"] + list(args.precisions)  # every variant derives from FP32; the baseline needs it
+    if "accuracy" in args.stages and args.plot_batch not in args.batches:
+        args.batches = sorted(set(args.batches) | {args.plot_batch})
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the requested stages; returns 0 (user errors raise :class:`EdgeReidError`)."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    _apply_defaults(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    env = environment(ort_threads=args.threads)
+    say = print
+    say(f"edge-reid bench on {env['device']}; results in {out}")
+    if "complexity" in args.stages:
+        run_complexity(out, args.complexity_models, args.complexity_input, args.num_classes, say)
+    if "latency" not in args.stages and "accuracy" not in args.stages:
+        return 0
+    say("\n== Artifacts ==")
+    previous = out / "latency.json"
+    if "latency" not in args.stages and not previous.is_file():
+        say(f"No latency results in {out}: running the latency stage first.")
+        args.stages = ["latency"] + list(args.stages)
+    if "latency" not in args.stages and not (args.artifacts or args.checkpoint or args.model) and previous.is_file():
+        # the accuracy stage alone: reuse the artifacts the latency stage timed
+        dirs = json.loads(previous.read_text(encoding="utf-8")).get("artifact_dirs", [])
+        sets = [load_manifest(Path(d), say) for d in dirs]
+    else:
+        sets = [resolve_main(args, out, say)]
+        sets += extra_models(args, sets[0], out, say)
+    latency_rows: List[Dict[str, Any]]
+    if "latency" in args.stages:
+        latency_rows = run_latency(out, sets, args, env, say)
+    else:
+        latency_rows = _read_latency(out / "latency.json")
+    if "accuracy" in args.stages:
+        run_accuracy(out, sets, latency_rows, args, env, say)
+    say(f"\nResults: {', '.join(sorted(p.name for p in out.iterdir() if p.suffix in ('.csv', '.json', '.png')))} in {out}")
+    return 0
+
+
+def _read_latency(path: Path) -> List[Dict[str, Any]]:
+    if not path.is_file():
+        raise InvalidInputError(f"No latency results at {path}; run the latency stage first (benchmarks/bench_latency.py).")
+    return json.loads(path.read_text(encoding="utf-8"))["rows"]
+
+
+def script_main(stages: Sequence[str], argv: Optional[Sequence[str]] = None, prog: str = "bench") -> int:
+    """Entry point of a ``benchmarks/`` script: the ``bench`` options with the stages fixed."""
+    from edge_reid.cli import run_guarded
+
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    args.stages = list(stages)
+    return run_guarded(lambda: run(args), prog=prog)
+
+
+__all__ = ["EdgeReidError", "PAPERS", "add_arguments", "complexity_rows", "run", "script_main"]

@@ -1,0 +1,45 @@
+"""The complexity table: measured rows agree with complexity(), paper rows are present."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge_reid.bench import complexity
+from edge_reid.bench.command import PAPERS, complexity_rows, fast_fusion_available, inference_params
+from edge_reid.models import build_model
+
+
+def test_resnet50_row_matches_complexity_and_paper_rows_are_listed() -> None:
+    notes = []
+    rows = complexity_rows(["resnet50"], input_size=(64, 32), num_classes=751, say=notes.append)
+    measured = [r for r in rows if r["kind"] == "measured"]
+    assert [r["model"] for r in measured] == ["resnet50"]
+    ref = complexity(build_model("resnet50", num_classes=751, input_size=(64, 32)), input_size=(64, 32))
+    row = measured[0]
+    assert row["params"] == ref.params and row["macs"] == ref.macs
+    assert row["gmacs"] == pytest.approx(ref.gmacs) and row["input"] == "64x32"
+    assert row["params_inference_M"] == pytest.approx(ref.params / 1e6)  # every resnet50 parameter runs in eval
+    assert row["paper_gmacs"] is None  # no published number for the plain baseline
+    papers = {r["model"]: r for r in rows if r["kind"] == "paper"}
+    assert papers["VisNet (paper)"]["paper_params_M"] == "32.41" and papers["VisNet (paper)"]["paper_gmacs"] == "4.601"
+    assert {"TransReID (paper)", "CLIP-ReID (paper)", "MobileNetV2 (paper)", "DCS-FB MobileNetV2 (paper)"} <= set(papers)
+    assert len(papers) == len(PAPERS)
+
+
+def test_visnet_inference_params_leave_out_the_training_only_semantic_head() -> None:
+    model = build_model("visnet", num_classes=751, input_size=(64, 32))
+    total = sum(p.numel() for p in model.parameters())
+    assert inference_params(model, (64, 32)) == total - model.parameter_breakdown()["semantic_head"]
+    assert model.training  # mode restored
+
+
+def test_visnet_rows_carry_the_paper_numbers_and_the_fast_fusion_when_available() -> None:
+    notes = []
+    rows = [r for r in complexity_rows(["visnet"], input_size=(64, 32), say=notes.append) if r["kind"] == "measured"]
+    assert all(r["paper_params_M"] == "32.41" and r["paper_gmacs"] == "4.601" for r in rows)
+    assert rows[0]["params"] == 32_411_720  # the paper's Table III total with 751 ids
+    if fast_fusion_available():
+        assert [r["variant"] for r in rows] == ["fusion_impl=reference", "fusion_impl=fast"]
+        assert rows[0]["params"] == rows[1]["params"]
+    else:
+        assert len(rows) == 1 and any("not available" in n for n in notes)
