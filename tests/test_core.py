@@ -100,3 +100,15 @@ def test_metadata_json_is_plain(tmp_path: Path) -> None:
     meta = ModelMeta(model="m", input_size=(8, 4), embedding_dim=3, num_ids=2)
     atomic_write_json(tmp_path / "meta.json", meta.to_dict())
     assert json.loads((tmp_path / "meta.json").read_text())["input_size"] == [8, 4]
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.txt", "w") as handle:
+            handle.write("x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644

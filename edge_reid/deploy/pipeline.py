@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from edge_reid.bench.latency import measure_latency
 from edge_reid.deploy import parity as P
 from edge_reid.deploy.compat import check_tensorrt_compat
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
@@ -149,23 +150,6 @@ def load_calibration(cfg: BuildConfig, input_size: Tuple[int, int]) -> Tuple[np.
         return int8.random_calibration(input_size, min(cfg.calib_images, 64)), "random (explicit --calib-random)"
     data = int8.calibration_from_split("synthetic", input_size, "train", limit=cfg.calib_images)
     return data, "synthetic:train"
-
-
-# ----------------------------------------------------------------------------- latency
-
-
-def measure_latency(embed: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, iters: int = 10,
-                    warmup: int = 2) -> Dict[str, float]:
-    """p50/p90 milliseconds per call and images per second for ``embed(batch)``."""
-    for _ in range(warmup):
-        embed(batch)
-    times = []
-    for _ in range(max(1, iters)):
-        start = time.perf_counter()
-        embed(batch)
-        times.append((time.perf_counter() - start) * 1000.0)
-    p50, p90 = (float(v) for v in np.percentile(times, [50, 90]))
-    return {"p50_ms": p50, "p90_ms": p90, "images_per_s": len(batch) * 1000.0 / p50}
 
 
 # ----------------------------------------------------------------------------- the build

@@ -57,6 +57,17 @@ class ReIDModel(nn.Module):
     def forward_train(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def pooled_outputs(self, stem: torch.Tensor, final_map: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The training dict of a GAP + BNNeck model (``self.head``) from its stem and last map."""
+        features = final_map.mean(dim=(2, 3))
+        embeddings, logits = self.head(features)
+        return {
+            "logits": logits,
+            "features": features,
+            "embeddings": embeddings,
+            "stem_features": stem.mean(dim=(2, 3)).detach(),
+        }
+
     def forward(self, x: torch.Tensor):  # type: ignore[override]
         out = self.forward_train(self.normalizer(x))
         if self.training:

@@ -60,14 +60,7 @@ class GlobalPoolReID(ReIDModel):
 
     def forward_train(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         stem, *_, f4 = self.backbone(x)
-        features = f4.mean(dim=(2, 3))
-        embeddings, logits = self.head(features)
-        return {
-            "logits": logits,
-            "features": features,
-            "embeddings": embeddings,
-            "stem_features": stem.mean(dim=(2, 3)).detach(),
-        }
+        return self.pooled_outputs(stem, f4)
 
 
 @MODELS.register("resnet50")

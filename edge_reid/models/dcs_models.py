@@ -81,14 +81,7 @@ class StagedDCSReID(ReIDModel):
             y = stage(y)
             if str(i) in self.attention:
                 y = self.attention[str(i)](y)
-        features = self.final(y).mean(dim=(2, 3))
-        embeddings, logits = self.head(features)
-        return {
-            "logits": logits,
-            "features": features,
-            "embeddings": embeddings,
-            "stem_features": stem.mean(dim=(2, 3)).detach(),
-        }
+        return self.pooled_outputs(stem, self.final(y))
 
     def kept_fractions(self) -> Dict[str, float]:
         """Share of channels each DCS block kept in its last forward (``stage<i>`` -> fraction)."""

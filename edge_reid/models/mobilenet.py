@@ -63,14 +63,7 @@ class MobileNetV2ReID(ReIDModel):
 
     def forward_train(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         stem, *_, final = self.backbone(x)
-        features = final.mean(dim=(2, 3))
-        embeddings, logits = self.head(features)
-        return {
-            "logits": logits,
-            "features": features,
-            "embeddings": embeddings,
-            "stem_features": stem.mean(dim=(2, 3)).detach(),
-        }
+        return self.pooled_outputs(stem, final)
 
 
 @MODELS.register("mobilenetv2")

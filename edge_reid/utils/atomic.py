@@ -17,6 +17,20 @@ from typing import IO, Any, Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _default_mode() -> int:
+    """The permissions a plain ``open()`` would give a new file (mkstemp makes them 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _temporary_beside(target: Path) -> str:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp_name, _default_mode())
+    return tmp_name
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success rename it to ``path``.
@@ -25,9 +39,9 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp_name = _temporary_beside(target)
     try:
-        with os.fdopen(fd, mode) as handle:
+        with open(tmp_name, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -47,8 +61,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp_name = _temporary_beside(target)
     try:
         yield Path(tmp_name)
         os.replace(tmp_name, target)
