@@ -84,7 +84,9 @@ class EvalHook(Hook):
     def before_train(self, trainer: "Trainer") -> None:
         if self.at_start and trainer.state.epoch == 0 and trainer.state.batch == 0:
             trainer.state.initial_metrics = self._run(trainer)
-            trainer.runlog.add({"epoch": 0, **{f"eval.{k}": v for k, v in trainer.state.initial_metrics.items()}})
+            row = {"epoch": 0, **{f"eval.{k}": v for k, v in trainer.state.initial_metrics.items()}}
+            trainer.runlog.add(row)
+            trainer.print("before training | " + _summary_line(row))
 
     def after_epoch(self, trainer: "Trainer") -> None:
         epoch = trainer.state.epoch  # epochs completed
