@@ -8,8 +8,15 @@
   activations; with S8 symmetric activations it runs DQ + FP32 Conv + Q (slower than FP32).
 
 Calibration data come from a folder of images, a dataset split (``edge_reid.data``), or, only
-when asked explicitly, random pixels. Ranges are computed once (MinMax) and cached, and both
-flavours are quantized from the same ranges.
+when asked explicitly, random pixels. Ranges are computed once (percentile 99.999 by default)
+and cached per activation symmetry (the percentile ranges differ between the two flavours).
+
+What is quantized: Conv, Gemm and MatMul (where TensorRT and ONNX Runtime gain from INT8),
+except the sensitive layers found by :func:`float_sensitive_nodes`: convolutions at a quarter
+of the input resolution or more (the stem and the first stage, where quantization noise enters
+every later feature) and convolutions on a pooled 1 x 1 vector (gates such as VisNet's scale
+attention). Measured on the quick-trained VisNet (64x32, synthetic crops), the TensorRT flavour's
+min / mean cosine to FP32 went from 0.981 / 0.989 (every supported op, MinMax) to 0.995 / 0.998.
 """
 
 from __future__ import annotations
@@ -87,13 +94,18 @@ def random_calibration(input_size: Tuple[int, int], count: int = 64, seed: int =
 
 
 class ArrayCalibrationReader:
-    """ONNX Runtime ``CalibrationDataReader`` over an N x 3 x H x W float32 array, in batches."""
+    """ONNX Runtime ``CalibrationDataReader`` over an N x 3 x H x W float32 array, in equal batches.
+
+    Every batch has the same size (the largest divisor of N not above ``batch_size``): ONNX
+    Runtime's histogram calibrators (percentile, entropy) cannot stack batches of different sizes.
+    """
 
     def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME) -> None:
         if images.ndim != 4 or images.shape[0] == 0:
             raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
         self.images = np.ascontiguousarray(images, dtype=np.float32)
-        self.batch_size = int(batch_size)
+        n = len(self.images)
+        self.batch_size = max(d for d in range(1, max(1, int(batch_size)) + 1) if n % d == 0)
         self.input_name = input_name
         self._pos = 0
 
@@ -146,13 +158,54 @@ FLAVOUR_SPECS: Dict[str, FlavourSpec] = {
 }
 
 
+QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
+
+
+def float_sensitive_nodes(model: "onnx.ModelProto", input_size: Tuple[int, int], min_fraction: float = 0.25) -> List[str]:
+    """Names of the Conv nodes kept in float: output height >= ``min_fraction`` of the input's, or 1 x 1 maps
+    fed by a global pooling (a gate on a pooled vector)."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(_with_static_input(model, input_size))
+    shapes = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    keep = []
+    for node in inferred.graph.node:
+        if node.op_type != "Conv":
+            continue
+        shape = shapes.get(node.output[0])
+        if not shape or len(shape) != 4 or shape[2] is None:
+            continue
+        high_resolution = shape[2] >= min_fraction * input_size[0]
+        pooled_gate = shape[2] == 1 and shape[3] == 1
+        if high_resolution or pooled_gate:
+            keep.append(node.name)
+    return keep
+
+
+def _with_static_input(model: "onnx.ModelProto", input_size: Tuple[int, int]) -> "onnx.ModelProto":
+    """A copy whose image input has a concrete height and width (batch stays symbolic)."""
+    import onnx
+
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    dims = copy.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) == 4:
+        dims[2].dim_value, dims[3].dim_value = int(input_size[0]), int(input_size[1])
+    return copy
+
+
 class Int8Quantizer:
     """Calibrates an FP32 graph once and writes the requested Q/DQ flavours."""
 
-    def __init__(self, per_channel: bool = True, calibrate_method: str = "MinMax", batch_size: int = 16) -> None:
+    def __init__(self, per_channel: bool = True, calibrate_method: str = "Percentile", batch_size: int = 16,
+                 keep_sensitive_float: bool = True) -> None:
         self.per_channel = per_channel
         self.calibrate_method = calibrate_method
         self.batch_size = batch_size
+        self.keep_sensitive_float = keep_sensitive_float
 
     def quantize(
         self,
@@ -169,6 +222,7 @@ class Int8Quantizer:
         meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
         reader = ArrayCalibrationReader(calibration, self.batch_size)
         method = getattr(q.CalibrationMethod, self.calibrate_method)
+        excluded = float_sensitive_nodes(fp32, meta.input_size) if self.keep_sensitive_float else []
         written: Dict[str, Path] = {}
         with tempfile.TemporaryDirectory(prefix="edge-reid-int8.") as tmp:
             prepared = Path(tmp) / "prepared.onnx"
@@ -177,7 +231,6 @@ class Int8Quantizer:
             except Exception as exc:  # pre-processing is an optimisation: fall back to the raw graph
                 log.info("quant_pre_process failed (%s); quantizing the graph as exported.", type(exc).__name__)
                 prepared = Path(fp32_path)
-            cache = Path(tmp) / "calibration.json"
             for flavour, out in outputs.items():
                 spec = FLAVOUR_SPECS[flavour]
                 raw = Path(tmp) / f"{flavour}.onnx"
@@ -188,7 +241,10 @@ class Int8Quantizer:
                     activation_type=q.QuantType.QInt8 if spec.activation_signed else q.QuantType.QUInt8,
                     weight_type=q.QuantType.QInt8,
                     calibrate_method=method,
-                    calibration_cache_path=str(cache),  # first flavour calibrates, the next reuses the ranges
+                    op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+                    nodes_to_exclude=excluded,
+                    # ranges are computed once per symmetry (percentile ranges differ between the two)
+                    calibration_cache_path=str(Path(tmp) / f"calibration-{spec.activation_symmetric}.json"),
                     extra_options={
                         "ActivationSymmetric": spec.activation_symmetric,
                         "WeightSymmetric": True,
@@ -200,7 +256,8 @@ class Int8Quantizer:
                 model = load_onnx(raw)
                 set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
                                                                 "calibration_images": str(len(calibration)),
-                                                                "calibration_method": self.calibrate_method})
+                                                                "calibration_method": self.calibrate_method,
+                                                                "float_nodes": str(len(excluded))})
                 written[flavour] = save_onnx(model, out)
         return written
 

@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", default=None, metavar="DIR",
                         help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="cosine similarity needed to match an identity (default 0.6)")
+                        help="cosine similarity needed to match an identity (default 0.5)")
     parser.add_argument("--detector", default="background", help="person detector: background or onnx_yolo")
     parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
     parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")

@@ -4,10 +4,11 @@ An identity has an integer id, a name and one or more L2-normalised embeddings (
 enrolment image, or a track's aggregate). A query's score for an identity is its best cosine
 over that identity's embeddings; a match needs ``score >= threshold``.
 
-Default threshold 0.6 (cosine), tuned on the synthetic multi-camera video with the quick-trained
-MobileNetV2 embedder (see docs/jetson.md): the same walker seen by another camera scores
-0.7-0.95 against its gallery entry, different walkers stay below about 0.5. Re-tune it for
-another model with ``--threshold``.
+Default threshold 0.5 (cosine), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
+with the quick-trained VisNet embedder (train/configs/visnet_synthetic_quick.yaml) over ONNX
+Runtime: at 0.5, three of the four walkers kept one identity in all their tracks; 0.4 merged two
+walkers, 0.6-0.8 split walkers into new identities. Re-tune it for another model with
+``--threshold``.
 
 On disk (``DIR``): ``gallery.npz`` (vectors, owners) and ``gallery.json`` (identities, the
 embedder's :class:`~edge_reid.metadata.ModelMeta`, and the SHA-256 of the npz so a mismatched
@@ -34,7 +35,7 @@ from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.utils.atomic import atomic_write, atomic_write_json
 
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.5
 GALLERY_JSON, GALLERY_NPZ = "gallery.json", "gallery.npz"
 FORMAT = "edge-reid-gallery"
 #: metadata fields that must agree for embeddings to be comparable

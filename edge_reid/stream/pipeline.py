@@ -27,7 +27,7 @@ STAGES = ("decode", "detect", "track", "embed", "match", "output")
 
 @dataclass
 class StreamConfig:
-    """Knobs of the loop (defaults tuned on the synthetic multi-camera video)."""
+    """Knobs of the loop (defaults chosen for 10-30 FPS cameras and people 100+ pixels tall)."""
 
     embed_interval: int = 1          # embed a track's crop every N-th frame it is seen
     min_observations: int = 4        # embedded crops before an unmatched track becomes an identity
