@@ -84,25 +84,6 @@ class VisNet(ReIDModel):
         return {name: sum(p.numel() for p in m.parameters()) if m is not None else 0 for name, m in parts.items()}
 
 
-@MODELS.register("visnet")
-def visnet(
-    num_classes: int,
-    last_stride: int = 2,
-    fuse_stages: Sequence[int] = (1, 2, 3),
-    scale_attention: bool = True,
-    semantic_head: bool = True,
-    pretrained: Optional[str] = None,
-    input_size: Tuple[int, int] = (256, 128),
-    fusion_impl: str = "reference",
-) -> VisNet:
-    """VisNet as in the paper; ``fuse_stages``, ``scale_attention`` and ``semantic_head`` give the ablations."""
-    return VisNet(
-        num_classes,
-        last_stride=last_stride,
-        fuse_stages=fuse_stages,
-        scale_attention=scale_attention,
-        semantic_head=semantic_head,
-        pretrained=pretrained,
-        input_size=input_size,
-        fusion_impl=fusion_impl,
-    )
+# The class is its own factory: its keyword arguments are the model's named options (the
+# ablations: ``fuse_stages``, ``scale_attention``, ``semantic_head``; ``fusion_impl``).
+MODELS.register("visnet")(VisNet)
