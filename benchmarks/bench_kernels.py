@@ -149,6 +149,27 @@ def bench_fusion(shapes, rows: list, peaks) -> None:
             "speedup_vs_eager": times["eager"] / times["triton"], "speedup_vs_compile": times["compile"] / times["triton"],
             "achieved": "", "fraction_of_peak": float("nan"), "peak_mem_mib": "",
         })
+        # the sampled projection of one stage alone (eval forward): Triton kernel vs the PyTorch form
+        from kernels.scale_fusion.fast import project_sampled_affine
+        from kernels.scale_fusion.triton_projection import projection_flops, projection_forward
+
+        h4, w4 = hw[0] // 32, hw[1] // 32
+        for cin, fac in ((256, 8), (1024, 2)):
+            x = torch.randn(b, cin, h4 * fac, w4 * fac, device="cuda")
+            wt, sc, sh = (torch.randn(2048, cin, device="cuda") / cin ** 0.5, torch.rand(2048, device="cuda") + 0.5,
+                          torch.randn(2048, device="cuda"))
+            comp_p = torch.compile(project_sampled_affine)
+            with torch.no_grad():
+                t = {"eager": cuda_median_ms(lambda: project_sampled_affine(x, wt, sc, sh, (h4, w4))),
+                     "compile": cuda_median_ms(lambda: comp_p(x, wt, sc, sh, (h4, w4))),
+                     "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4)))}
+            tflops = projection_flops(b, cin, 2048, (h4, w4), fac) / (t["triton"] * 1e-3) / 1e12
+            rows.append({
+                "op": "sampled_projection_fwd", "shape": f"B{b} {cin}->2048 x{fac} to {h4}x{w4}",
+                "eager_ms": t["eager"], "compile_ms": t["compile"], "triton_ms": t["triton"],
+                "speedup_vs_eager": t["eager"] / t["triton"], "speedup_vs_compile": t["compile"] / t["triton"],
+                "achieved": f"{tflops:.1f} TFLOP/s", "fraction_of_peak": float("nan"), "peak_mem_mib": "",
+            })
         # the memory-bound weighted sum + GAP alone (forward): bytes = read S maps + write fused + gap
         h4, w4 = hw[0] // 32, hw[1] // 32
         maps = [torch.randn(b, 2048, h4, w4, device="cuda") for _ in range(4)]

@@ -96,7 +96,12 @@ def folded_affine(p: Projection, x: torch.Tensor) -> Tuple[torch.Tensor, torch.T
 def project_sampled(p: Projection, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """P = resize(ReLU(BN(Conv1x1(x)))) computed only at the positions the resize reads."""
     scale, shift = folded_affine(p, x)
-    w = p.weight.reshape(p.weight.shape[0], -1)
+    return project_sampled_affine(x, p.weight.reshape(p.weight.shape[0], -1), scale, shift, size)
+
+
+def project_sampled_affine(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                           size: Tuple[int, int]) -> torch.Tensor:
+    """resize(ReLU((w * scale) x + shift)) at the sampled positions only (w: D x C, BN already folded)."""
     in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
     ih, iw, ah, aw = sampling_plan((in_h, in_w), size, x.device, x.dtype)
     if in_h != size[0]:

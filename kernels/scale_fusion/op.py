@@ -1,10 +1,15 @@
 """Public VisNet fusion op: the exact cheaper form, with the weighted sum + GAP as a custom op.
 
 ``scale_fusion(feats, f4, projections, mlp)`` returns (fused map, scale weights, GAP of the fused
-map), equal to the paper-order computation (``reference.scale_fusion_reference``). The projection
-of the sampled positions runs as PyTorch ops (fast.py); the weighted sum + GAP is the custom op
-``edge_reid::weighted_scale_sum`` (fake impl + autograd), Triton on CUDA tensors (and on CPU under
-TRITON_INTERPRET=1), plain PyTorch otherwise; ONNX export sees only the plain PyTorch form.
+map), equal to the paper-order computation (``reference.scale_fusion_reference``). Two custom ops
+(fake impl + autograd), Triton on CUDA tensors (and on CPU under TRITON_INTERPRET=1), plain PyTorch
+otherwise; ONNX export sees only the plain PyTorch form:
+
+* ``edge_reid::sampled_projection``: gather + 1x1 projection + folded BN + ReLU + bilinear blend of
+  one stage (triton_projection.py), used in eval mode (running BN statistics). Its backward is
+  PyTorch ops (recomputes the sampled pre-activation). In training the BN batch statistics come
+  from the input moments and the projection stays on the PyTorch path (fast.project_sampled).
+* ``edge_reid::weighted_scale_sum``: the weighted sum of the maps + its GAP (triton_fusion.py).
 """
 
 from typing import List, Optional, Sequence, Tuple
@@ -12,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from kernels._triton_utils import use_triton
-from kernels.scale_fusion.fast import project_sampled
+from kernels.scale_fusion.fast import folded_affine, project_sampled, project_sampled_affine, sampling_plan
 from kernels.scale_fusion.reference import AttentionMLP, Projection
 
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -93,6 +98,80 @@ def weighted_scale_sum(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> T
     return _wsum_op(list(maps), weights)
 
 
+@torch.library.custom_op("edge_reid::sampled_projection", mutates_args=())
+def _proj_op(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, out_h: int,
+             out_w: int) -> torch.Tensor:
+    """resize(ReLU(scale * (weight @ x) + shift)) to out_h x out_w from the sampled positions (B x D x h x w)."""
+    if _triton_ok(x):
+        from kernels.scale_fusion.triton_projection import projection_forward
+
+        return projection_forward(x, weight, scale, shift, (out_h, out_w))
+    return project_sampled_affine(x, weight, scale, shift, (out_h, out_w)).contiguous()
+
+
+@_proj_op.register_fake
+def _proj_fake(x, weight, scale, shift, out_h, out_w):  # type: ignore[no-untyped-def]
+    return x.new_empty((x.shape[0], weight.shape[0], out_h, out_w))
+
+
+def projection_backward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                        size: Tuple[int, int], grad: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """(dx, dweight, dscale, dshift) of the sampled projection, in PyTorch ops (recomputes z)."""
+    in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
+    ih, iw, ah, aw = sampling_plan((in_h, in_w), size, x.device, x.dtype)
+    xs = x
+    if in_h != size[0]:
+        xs = xs.index_select(2, ih)
+    if in_w != size[1]:
+        xs = xs.index_select(3, iw)
+    ws = weight * scale[:, None]
+    z = torch.nn.functional.conv2d(xs, ws[:, :, None, None], shift)
+    g = grad
+    if in_h != size[0]:
+        g = torch.matmul(ah.t(), g)
+    if in_w != size[1]:
+        g = torch.matmul(g, aw)
+    dz = g * (z > 0).to(g.dtype)
+    dshift = dz.sum(dim=(0, 2, 3))
+    dws = torch.einsum("bdhw,bchw->dc", dz, xs)
+    dweight = dws * scale[:, None]
+    dscale = (dws * weight).sum(1)
+    dx = torch.einsum("dc,bdhw->bchw", ws, dz)
+    if in_w != size[1]:
+        dx = dx.new_zeros((dx.shape[0], dx.shape[1], dx.shape[2], in_w)).index_add(3, iw, dx)
+    if in_h != size[0]:
+        dx = dx.new_zeros((dx.shape[0], dx.shape[1], in_h, in_w)).index_add(2, ih, dx)
+    return dx, dweight, dscale, dshift
+
+
+def _proj_setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
+    x, weight, scale, shift, out_h, out_w = inputs
+    ctx.size = (out_h, out_w)
+    ctx.save_for_backward(x, weight, scale, shift)
+
+
+def _proj_backward(ctx, grad):  # type: ignore[no-untyped-def]
+    x, weight, scale, shift = ctx.saved_tensors
+    dx, dw, dscale, dshift = projection_backward(x, weight, scale, shift, ctx.size, grad)
+    return dx, dw, dscale, dshift, None, None
+
+
+_proj_op.register_autograd(_proj_backward, setup_context=_proj_setup)
+
+
+def sampled_projection(p: Projection, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """One stage's P = resize(ReLU(BN(Conv1x1(x)))): the Triton kernel in eval mode where it runs.
+
+    Training-mode BN (batch statistics from the input moments, running-stat update) and CPU tensors
+    without TRITON_INTERPRET=1 use the PyTorch form (fast.project_sampled), as does ONNX export.
+    """
+    if p.uses_batch_stats or not _triton_ok(x) or torch.onnx.is_in_onnx_export():
+        return project_sampled(p, x, size)
+    scale, shift = folded_affine(p, x)
+    w = p.weight.reshape(p.weight.shape[0], -1)
+    return _proj_op(x, w, scale.to(x.dtype), shift.to(x.dtype), int(size[0]), int(size[1]))
+
+
 def scale_fusion(
     feats: Sequence[torch.Tensor], f4: torch.Tensor, projections: Sequence[Projection], mlp: Optional[AttentionMLP]
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -103,7 +182,7 @@ def scale_fusion(
     BN batch statistics come from the input moments and the running statistics are updated.
     """
     size = (int(f4.shape[-2]), int(f4.shape[-1]))
-    maps = [project_sampled(p, x, size) for p, x in zip(projections, feats)]
+    maps = [sampled_projection(p, x, size) for p, x in zip(projections, feats)]
     maps.append(f4)
     if mlp is None:
         weights = f4.new_full((f4.shape[0], len(maps)), 1.0 / len(maps))

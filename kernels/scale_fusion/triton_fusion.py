@@ -8,8 +8,8 @@ copy); each map is B x D x HW with arbitrary batch/channel strides and unit posi
 Backward (same grid): with G = dFused + dGap / HW, dP_s = w_s * G and the partial sums
 dw[b, s] = sum_d,hw P_s * G per channel block (reduced in PyTorch).
 
-The sampled projection (gather + matmul + BN + ReLU + blend) runs as PyTorch ops on the GPU too
-(see fast.py): it is matmul-bound and cuBLAS already serves it; not yet a Triton kernel.
+The sampled projection (gather + matmul + BN + ReLU + blend) is its own kernel in
+triton_projection.py (eval mode; training mode projects with PyTorch ops, see fast.py).
 """
 
 from __future__ import annotations
