@@ -86,7 +86,7 @@ def test_gallery_of_another_model_is_refused(tmp_path):
 
 def test_threshold_and_best_of_several_embeddings():
     meta = ModelMeta(model="m", input_size=(8, 4), embedding_dim=3, num_ids=0)
-    gallery = Gallery(meta, threshold=0.8)
+    gallery = Gallery(meta, threshold=0.8, scoring="best")
     a = gallery.add_identity(np.array([[1, 0, 0], [0, 1, 0]], np.float32))
     ident, score = gallery.match(np.array([0, 1, 0.1], np.float32))
     assert ident == a.id and score == pytest.approx(1 / np.sqrt(1.01), rel=1e-5)
@@ -95,18 +95,46 @@ def test_threshold_and_best_of_several_embeddings():
     assert gallery.match(np.array([0, 1, 0], np.float32), exclude=[a.id])[0] is None
 
 
+def test_centroid_scoring_uses_the_mean_of_an_identitys_embeddings(tmp_path):
+    """An identity enrolled from several views is scored by their centroid (the default): one
+    view that happens to resemble the query no longer outvotes a closer identity."""
+    meta = ModelMeta(model="m", input_size=(8, 4), embedding_dim=3, num_ids=0)
+    views = np.array([[1, 0, 0], [0, 0, 1]], np.float32)  # centroid (0.707, 0, 0.707)
+    other = np.array([[0.9, 0.436, 0]], np.float32)
+    query = np.array([1, 0, 0], np.float32)
+    best = Gallery(meta, threshold=0.5, scoring="best")
+    a, b = best.add_identity(views), best.add_identity(other)
+    assert best.match(query)[0] == a.id
+    centroid = Gallery(meta, threshold=0.5)
+    assert centroid.scoring == "centroid"
+    a, b = centroid.add_identity(views), centroid.add_identity(other)
+    ident, score = centroid.match(query)
+    assert ident == b.id and score == pytest.approx(0.9 / np.linalg.norm([0.9, 0.436]), rel=1e-5)
+    ids, sims = centroid.scores(query)
+    assert sims[0, list(ids).index(a.id)] == pytest.approx(1 / np.sqrt(2), rel=1e-5)
+    centroid.set_embeddings(a.id, np.array([[1, 0, 0]], np.float32))  # the centroid follows the change
+    assert centroid.match(query) == (a.id, pytest.approx(1.0))
+    centroid.save(tmp_path)
+    assert Gallery.load(tmp_path, meta).scoring == "centroid"
+    best.save(tmp_path / "best")
+    assert Gallery.load(tmp_path / "best", meta).match(query)[0] == best.match(query)[0]
+    with pytest.raises(EdgeReidError, match="scoring"):
+        Gallery(meta, scoring="median")
+
+
 @pytest.mark.skipif(not faiss_available(), reason="faiss is not installed (pip install faiss-cpu); numpy search is used")
 def test_faiss_and_numpy_search_agree():
     meta = ModelMeta(model="m", input_size=(8, 4), embedding_dim=16, num_ids=0)
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(30, 16)).astype(np.float32)
     queries = rng.normal(size=(5, 16)).astype(np.float32)
-    results = []
-    for use_faiss in (False, True):
-        gallery = Gallery(meta, use_faiss=use_faiss)
-        for k in range(10):
-            gallery.add_identity(vectors[3 * k:3 * k + 3])
-        results.append(gallery.scores(queries))
-        assert gallery.search_backend == ("faiss" if use_faiss else "numpy")
-    np.testing.assert_array_equal(results[0][0], results[1][0])
-    np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-5)
+    for scoring in ("centroid", "best"):
+        results = []
+        for use_faiss in (False, True):
+            gallery = Gallery(meta, use_faiss=use_faiss, scoring=scoring)
+            for k in range(10):
+                gallery.add_identity(vectors[3 * k:3 * k + 3])
+            results.append(gallery.scores(queries))
+            assert gallery.search_backend == ("faiss" if use_faiss else "numpy")
+        np.testing.assert_array_equal(results[0][0], results[1][0])
+        np.testing.assert_allclose(results[0][1], results[1][1], atol=1e-5)

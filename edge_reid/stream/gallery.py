@@ -1,14 +1,21 @@
 """The gallery of known identities: enrol, match by cosine similarity, persist atomically.
 
 An identity has an integer id, a name and one or more L2-normalised embeddings (one per
-enrolment image, or a track's aggregate). A query's score for an identity is its best cosine
-over that identity's embeddings; a match needs ``score >= threshold``.
+enrolment image, or a track's aggregate). By default (``scoring="centroid"``) a query's score
+for an identity is its cosine to the normalised mean of that identity's embeddings; with
+``scoring="best"`` it is the best cosine over them. A match needs ``score >= threshold``.
+Enrolment images show a person from several viewpoints, and with "best" one view that happens
+to resemble another person outvotes the rest: on the synthetic video, walker 3's camera-1 track
+scored 0.68 against walker 1's best enrolment image and 0.66 against its own (centroids: 0.68
+vs 0.71), and walker 4's tracks scored below 0.5 against every one of its own images (centroid
+0.54-0.55), so walker 4 became a new identity.
 
 Default threshold 0.5 (cosine), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
 with the quick-trained VisNet embedder (train/configs/visnet_synthetic_quick.yaml) over ONNX
-Runtime: at 0.5, three of the four walkers kept one identity in all their tracks; 0.4 merged two
-walkers, 0.6-0.8 split walkers into new identities. Re-tune it for another model with
-``--threshold``.
+Runtime, centroid scoring and the pipeline's appearance split of tracks: at 0.4, 0.45 and 0.5
+every walker kept its own enrolled identity in all its tracks (2 per walker); at 0.55 and 0.6
+walker 4 became a new identity (consistently, in both its tracks). Re-tune it for another model
+with ``--threshold``.
 
 On disk (``DIR``): ``gallery.npz`` (vectors, owners) and ``gallery.json`` (identities, the
 embedder's :class:`~edge_reid.metadata.ModelMeta`, and the SHA-256 of the npz so a mismatched
@@ -36,6 +43,10 @@ from edge_reid.metadata import ModelMeta
 from edge_reid.utils.atomic import atomic_write, atomic_write_json
 
 DEFAULT_THRESHOLD = 0.5
+#: how an identity with several embeddings is scored: the cosine to their normalised mean
+#: ("centroid", default) or the best cosine over them ("best")
+SCORINGS = ("centroid", "best")
+DEFAULT_SCORING = "centroid"
 GALLERY_JSON, GALLERY_NPZ = "gallery.json", "gallery.npz"
 FORMAT = "edge-reid-gallery"
 #: metadata fields that must agree for embeddings to be comparable
@@ -93,14 +104,19 @@ def faiss_available() -> bool:
 class Gallery:
     """Identities and their embeddings for one embedder (``meta``)."""
 
-    def __init__(self, meta: ModelMeta, threshold: float = DEFAULT_THRESHOLD, use_faiss: Optional[bool] = None) -> None:
+    def __init__(self, meta: ModelMeta, threshold: float = DEFAULT_THRESHOLD, use_faiss: Optional[bool] = None,
+                 scoring: str = DEFAULT_SCORING) -> None:
+        if scoring not in SCORINGS:
+            raise InvalidInputError(f"Unknown gallery scoring '{scoring}'; choose {' or '.join(SCORINGS)}.")
         self.meta = meta
         self.threshold = float(threshold)
+        self.scoring = scoring
         self.use_faiss = use_faiss
         self.identities: Dict[int, Identity] = {}
         self._vectors = np.zeros((0, meta.embedding_dim), np.float32)
         self._owners = np.zeros((0,), np.int64)
         self._index: Optional[VectorIndex] = None
+        self._centroids: Optional[Tuple[np.ndarray, np.ndarray]] = None
         self.next_id = 1
 
     # ------------------------------------------------------------------ content
@@ -131,28 +147,41 @@ class Gallery:
             raise KeyError(identity_id)
         keep = self._owners != identity_id
         self._vectors, self._owners = self._vectors[keep], self._owners[keep]
+        self._index, self._centroids = None, None
         self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
 
     def _append(self, identity_id: int, vectors: np.ndarray) -> None:
         self._vectors = np.concatenate([self._vectors, vectors], axis=0)
         self._owners = np.concatenate([self._owners, np.full(len(vectors), identity_id, np.int64)])
-        self._index = None
+        self._index, self._centroids = None, None
 
     # ------------------------------------------------------------------ search
 
     def scores(self, queries: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(identity ids (K,), Q x K best cosine of each query against each identity)."""
+        """(identity ids (K,), Q x K score of each query for each identity (see ``scoring``))."""
         ids = np.array(sorted(self.identities), np.int64)
         q = _normalise(np.atleast_2d(queries), self.meta.embedding_dim)
         if len(ids) == 0:
             return ids, np.zeros((len(q), 0), np.float32)
         if self._index is None:
-            self._index = VectorIndex(self._vectors, self.use_faiss)
+            self._index = VectorIndex(self._search_rows()[0], self.use_faiss)
         per_row = self._index.scores(q)
+        owners = self._search_rows()[1]
         out = np.full((len(q), len(ids)), -1.0, np.float32)
-        column = np.searchsorted(ids, self._owners)
+        column = np.searchsorted(ids, owners)
         np.maximum.at(out.T, column, per_row.T)
         return ids, out
+
+    def _search_rows(self) -> Tuple[np.ndarray, np.ndarray]:
+        """(rows searched, their owners): every embedding ("best") or one centroid per identity."""
+        if self.scoring == "best" or len(self._owners) == 0:
+            return self._vectors, self._owners
+        if self._centroids is None:
+            ids = np.unique(self._owners)
+            sums = np.zeros((len(ids), self._vectors.shape[1]), np.float64)
+            np.add.at(sums, np.searchsorted(ids, self._owners), self._vectors.astype(np.float64))
+            self._centroids = (_normalise(sums.astype(np.float32), self.meta.embedding_dim), ids)
+        return self._centroids
 
     def match(self, query: np.ndarray, exclude: Sequence[int] = ()) -> Tuple[Optional[int], float]:
         """(best identity id or None when below the threshold, its cosine) for one embedding."""
@@ -169,7 +198,7 @@ class Gallery:
     @property
     def search_backend(self) -> str:
         if self._index is None:
-            self._index = VectorIndex(self._vectors, self.use_faiss)
+            self._index = VectorIndex(self._search_rows()[0], self.use_faiss)
         return self._index.backend
 
     # ------------------------------------------------------------------ enrolment
@@ -205,6 +234,7 @@ class Gallery:
             handle.write(data)
         atomic_write_json(root / GALLERY_JSON, {
             "format": FORMAT, "version": 1, "meta": self.meta.to_dict(), "threshold": self.threshold,
+            "scoring": self.scoring,
             "next_id": self.next_id, "npz_sha256": hashlib.sha256(data).hexdigest(),
             "identities": [asdict(self.identities[k]) for k in sorted(self.identities)],
         })
@@ -237,9 +267,14 @@ class Gallery:
             raise InvalidInputError(f"{npz_path} does not belong to {json_path} (checksum differs); re-enrol the gallery.")
         with np.load(io.BytesIO(data)) as arrays:
             vectors, owners = arrays["vectors"].astype(np.float32), arrays["owners"].astype(np.int64)
-        gallery = cls(meta, info.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold, use_faiss)
+        scoring = info.get("scoring", DEFAULT_SCORING)
+        if scoring not in SCORINGS:
+            raise InvalidInputError(f"{json_path} names an unknown scoring '{scoring}'.")
+        gallery = cls(meta, info.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold, use_faiss,
+                      scoring)
         gallery.identities = {int(i["id"]): Identity(**i) for i in info.get("identities", [])}
         gallery._vectors, gallery._owners = vectors.reshape(-1, meta.embedding_dim), owners
+        gallery._index, gallery._centroids = None, None
         gallery.next_id = int(info.get("next_id", max(gallery.identities, default=0) + 1))
         return gallery
 
