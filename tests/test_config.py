@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+import torch
 
 from edge_reid.cli import main
 from edge_reid.engine.checkpointing import resolve_resume_path
@@ -139,3 +140,19 @@ def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys:
     (tmp_path / "empty_run").mkdir()
     with pytest.raises(EdgeReidError, match="holds no last.pth"):
         resolve_resume_path(tmp_path / "empty_run")
+
+
+def test_every_shipped_training_config_builds_its_losses_and_model() -> None:
+    """Configs are checked by the schema, but loss terms and model options only when built:
+    build both for every runnable config so a broken shipped config fails here, not in a run."""
+    from edge_reid.engine.builders import build_composer
+    from edge_reid.models import build_model
+
+    runnable = sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("_"))
+    assert runnable
+    for path in runnable:
+        cfg = load_config(path)
+        build_composer(cfg)
+        options = dict(cfg["model"]["options"], input_size=tuple(cfg["data"]["input_size"]))
+        with torch.device("meta"):
+            build_model(cfg["model"]["name"], num_classes=10, **options)
