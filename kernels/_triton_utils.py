@@ -54,3 +54,16 @@ def autotune_configs(gpu_configs: List[dict], cpu_config: dict) -> List[dict]:
     Autotuning in the interpreter would multiply its (already slow) run time for no benefit.
     """
     return [cpu_config] if interpreting() else gpu_configs
+
+
+def triton_autotune_configs(gpu_configs: List[dict], cpu_config: dict) -> list:
+    """:func:`autotune_configs` as ``triton.Config`` objects: block sizes become meta-parameters,
+    ``num_warps`` / ``num_stages`` (when present) the launch options."""
+    import triton
+
+    out = []
+    for config in autotune_configs(gpu_configs, cpu_config):
+        meta = dict(config)
+        launch = {k: meta.pop(k) for k in ("num_warps", "num_stages") if k in meta}
+        out.append(triton.Config(meta, **launch))
+    return out

@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton_utils import autotune_configs
+from kernels._triton_utils import triton_autotune_configs
 
 LOG2E = 1.4426950408889634
 
@@ -37,13 +37,6 @@ _GPU_CONFIGS = [
 _CPU_CONFIG = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=64, num_warps=4, num_stages=1)
 
 
-def _configs():
-    out = []
-    for c in autotune_configs(_GPU_CONFIGS, _CPU_CONFIG):
-        c = dict(c)
-        w, s = c.pop("num_warps"), c.pop("num_stages")
-        out.append(triton.Config(c, num_warps=w, num_stages=s))
-    return out
 
 
 @triton.jit
@@ -90,7 +83,7 @@ def _rows_dot_tile(ab, sa_n, sa_c, bb, sb_n, sb_c, offs_m, offs_n, N, C,
     return s
 
 
-@triton.autotune(configs=_configs(), key=["N", "C"])
+@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
 @triton.jit
 def _mca_fwd(X, M, O, LSE,
              sxb, sxn, sxc, smb, smn, smc, sob, son, soc,
@@ -129,7 +122,7 @@ def _mca_fwd(X, M, O, LSE,
         tl.store(LSE + b * N + offs_m, lse, mask=offs_m < N)
 
 
-@triton.autotune(configs=_configs(), key=["N", "C"])
+@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
 @triton.jit
 def _mca_bwd_dq(X, M, DY, LSE, DELTA, DZQ,
                 sxb, sxn, sxc, smb, smn, smc, sgb, sgn, sgc,
@@ -164,7 +157,7 @@ def _mca_bwd_dq(X, M, DY, LSE, DELTA, DZQ,
              mask=rm[:, None] & (offs_v[None, :] < C))
 
 
-@triton.autotune(configs=_configs(), key=["N", "C"])
+@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
 @triton.jit
 def _mca_bwd_dkv(X, M, DY, LSE, DELTA, DV, DZK,
                  sxb, sxn, sxc, smb, smn, smc, sgb, sgn, sgc,

@@ -20,20 +20,13 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton_utils import autotune_configs
+from kernels._triton_utils import triton_autotune_configs
 
 _GPU = [dict(BLOCK_D=32, BLOCK_HW=32, num_warps=4), dict(BLOCK_D=64, BLOCK_HW=32, num_warps=4),
         dict(BLOCK_D=16, BLOCK_HW=64, num_warps=2), dict(BLOCK_D=128, BLOCK_HW=32, num_warps=8)]
 _CPU = dict(BLOCK_D=64, BLOCK_HW=32, num_warps=4)
 
 
-def _configs() -> list:
-    out = []
-    for c in autotune_configs(_GPU, _CPU):
-        c = dict(c)
-        w = c.pop("num_warps")
-        out.append(triton.Config(c, num_warps=w))
-    return out
 
 
 @triton.jit
@@ -43,7 +36,7 @@ def _acc_map(acc, P, sb, sd, W, b, S: tl.constexpr, s: tl.constexpr, offs_d, off
     return acc + w * x
 
 
-@triton.autotune(configs=_configs(), key=["D", "HW"])
+@triton.autotune(configs=triton_autotune_configs(_GPU, _CPU), key=["D", "HW"])
 @triton.jit
 def _wsum_fwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, OUT, GAP, D, HW, inv_hw,
               S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_HW: tl.constexpr):
@@ -75,7 +68,7 @@ def _bwd_map(P, sb, sd, DP, W, DWP, b, pid_d, nblk, G, S: tl.constexpr, s: tl.co
     return tl.sum(tl.sum(x * G, 1), 0)
 
 
-@triton.autotune(configs=_configs(), key=["D", "HW"])
+@triton.autotune(configs=triton_autotune_configs(_GPU, _CPU), key=["D", "HW"])
 @triton.jit
 def _wsum_bwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, DOUT, DGAP, DP0, DP1, DP2, DP3, DWP, D, HW, inv_hw,
               S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_HW: tl.constexpr):

@@ -28,7 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton_utils import autotune_configs
+from kernels._triton_utils import triton_autotune_configs
 
 _GPU = [dict(BLOCK_O=64, BLOCK_P=64, BLOCK_C=32, num_warps=4, num_stages=3),
         dict(BLOCK_O=128, BLOCK_P=64, BLOCK_C=32, num_warps=8, num_stages=3),
@@ -39,13 +39,6 @@ _GPU = [dict(BLOCK_O=64, BLOCK_P=64, BLOCK_C=32, num_warps=4, num_stages=3),
 _CPU = dict(BLOCK_O=32, BLOCK_P=16, BLOCK_C=16, num_warps=4, num_stages=1)
 
 
-def _configs() -> list:
-    out = []
-    for c in autotune_configs(_GPU, _CPU):
-        c = dict(c)
-        w, s = c.pop("num_warps"), c.pop("num_stages")
-        out.append(triton.Config(c, num_warps=w, num_stages=s))
-    return out
 
 
 @triton.jit
@@ -63,7 +56,7 @@ def _act(acc, sc, sh):
     return tl.maximum(acc * sc[:, None] + sh[:, None], 0.0)
 
 
-@triton.autotune(configs=_configs(), key=["C_IN", "C_OUT", "HW4", "TH", "TW"])
+@triton.autotune(configs=triton_autotune_configs(_GPU, _CPU), key=["C_IN", "C_OUT", "HW4", "TH", "TW"])
 @triton.jit
 def _proj_fwd(X, Wt, SCALE, SHIFT, RH, AH, RW, AW, OUT,
               sxb, sxc, sxh, sxw, swo, swc,
