@@ -17,6 +17,7 @@ import torch
 
 from kernels import masked_channel_attention, masked_channel_attention_reference
 from kernels._triton_utils import interpreting, use_triton
+from interpreted import run_interpreted
 
 # (name, batch, tokens, channels, mask kind, non-contiguous input)
 FAST_CASES = [
@@ -70,13 +71,7 @@ def _errors(case) -> dict:
 
 
 def _run_interpreted(cases) -> dict:
-    # The child imports the installed `kernels` package with the interpreter switched on.
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    names = [c[0] for c in cases]
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), *names], env=env,
-                          capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_interpreted(__file__, *[c[0] for c in cases])
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels._triton_utils import interpreting
+from interpreted import run_interpreted
 from kernels.scale_fusion.fast import project_sampled_affine
 from kernels.scale_fusion.op import _proj_op, sampled_projection
 from kernels.scale_fusion.reference import Projection, project_reference
@@ -87,11 +88,7 @@ def _module_errors() -> dict:
 
 def test_triton_sampled_projection_interpreted() -> None:
     """Triton projection (forward) and its PyTorch backward vs fast.py: max abs error <= 1e-4 (float32)."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = run_interpreted(__file__, timeout=600)
     assert set(res) == {c[0] for c in CASES} | {"module_eval"}
     for case in CASES:
         r = res[case[0]]

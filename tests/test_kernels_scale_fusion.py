@@ -21,6 +21,7 @@ from kernels.scale_fusion import AttentionMLP, Projection, scale_fusion, scale_f
 from kernels.scale_fusion.fast import bilinear_taps
 from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
 from kernels._triton_utils import interpreting
+from interpreted import run_interpreted
 
 TOL = 1e-4
 
@@ -210,11 +211,7 @@ def _wsum_errors(case) -> dict:
 
 def test_triton_weighted_sum_interpreted() -> None:
     """Triton weighted sum + GAP (forward and backward) vs PyTorch: max abs error <= 1e-5 (float32)."""
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = run_interpreted(__file__, timeout=600)
     for name, r in res.items():
         assert r["triton"] and r["fwd"] <= 1e-5 and r["bwd"] <= 1e-5, (name, r)
 
