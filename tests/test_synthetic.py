@@ -13,7 +13,9 @@ import pytest
 from edge_reid.cli import main
 from edge_reid.data.datasets.market1501 import Market1501
 from edge_reid.data.synthetic import enrolment_images, generate_dataset, sample_identity, write_multicam_video
-from edge_reid.data.synthetic.difficulty import colour_histogram, histogram_rank1, rank1
+from edge_reid.evaluation.colour_baseline import colour_histogram, histogram_rank1
+from edge_reid.evaluation.features import compute_distance_matrix
+from edge_reid.evaluation.metrics import evaluate_rank
 from edge_reid.data.synthetic.render import draw_person
 from edge_reid.errors import InvalidInputError
 from edge_reid.utils.paths import cache_dir
@@ -136,13 +138,6 @@ def test_video_frames_and_ground_truth(tmp_path: Path) -> None:
     assert sorted(crops) == [1, 2] and all(c.shape == (128, 64, 3) and c.dtype == np.uint8 for c in crops[1])
 
 
-def test_rank1_helper_applies_the_same_camera_rule() -> None:
-    dist = np.array([[0.0, 1.0, 2.0]])
-    # the nearest item is the same id in the same camera: junk, so the next one counts
-    assert rank1(dist, [5], [5, 7, 5], [0], [0, 1, 1]) == 0.0
-    assert rank1(dist, [5], [5, 5, 7], [0], [0, 1, 1]) == 1.0
-
-
 def test_colour_histogram_is_not_enough(tmp_path: Path) -> None:
     root = generate_dataset(tmp_path / "d", num_ids=40, num_cams=4, seed=0, images_per_id_per_cam=2,
                             num_distractors=20, num_junk=0)
@@ -160,8 +155,9 @@ def test_colour_histogram_is_not_enough(tmp_path: Path) -> None:
     gallery = [r for r in ds.gallery if r.pid > 0]
     qf = np.stack([person_hist(r.path) for r in ds.query])
     gf = np.stack([person_hist(r.path) for r in gallery])
-    d = np.linalg.norm(qf[:, None] - gf[None], axis=2)
-    masked = rank1(d, [r.pid for r in ds.query], [r.pid for r in gallery],
-                   [r.camid for r in ds.query], [r.camid for r in gallery])
+    cmc, _, _ = evaluate_rank(compute_distance_matrix(qf, gf), np.array([r.pid for r in ds.query]),
+                              np.array([r.pid for r in gallery]), np.array([r.camid for r in ds.query]),
+                              np.array([r.camid for r in gallery]), max_rank=1)
+    masked = float(cmc[0])
     assert masked > 3 * chance  # identities are consistent across cameras, not noise
     assert colour_histogram(ds.query[0].path).shape == (64 * 8,)
