@@ -60,3 +60,20 @@ def test_default_build_runs_end_to_end(tmp_path: Path) -> None:
     manifest = json.loads((tmp_path / "default" / "manifest.json").read_text())
     assert manifest["meta"]["model"] == "visnet" and all(r["passed"] for r in manifest["parity"])
     assert all(r["rank1"] is not None for r in manifest["parity"])
+
+
+def test_quick_checkpoint_cache_is_keyed_by_the_config_content(tmp_path: Path) -> None:
+    """Editing the quick config must not reuse a checkpoint trained with the old one."""
+    import shutil
+
+    from edge_reid.deploy.pipeline import quick_checkpoint_path
+
+    configs = Path(__file__).resolve().parents[1] / "train" / "configs"
+    same, edited = shutil.copytree(configs, tmp_path / "same"), shutil.copytree(configs, tmp_path / "edited")
+    quick = edited / "visnet_synthetic_quick.yaml"
+    quick.write_text(quick.read_text().replace("epochs: 3", "epochs: 4"))
+    assert "epochs: 4" in quick.read_text()
+    original = quick_checkpoint_path(configs / quick.name)
+    assert quick_checkpoint_path(same / quick.name) == original
+    assert quick_checkpoint_path(quick) != original
+    assert original.name.startswith("visnet_synthetic_quick-")

@@ -9,6 +9,8 @@ gates, and a latency / accuracy table. Everything lands in one output folder wit
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import time
@@ -67,9 +69,20 @@ def _quick_config_path() -> Path:
     return here
 
 
+def quick_checkpoint_path(config_path: Path) -> Path:
+    """Where the checkpoint trained with this config is cached: keyed by the resolved config's
+    content and the package version, so editing the config (or upgrading) trains afresh."""
+    from edge_reid import __version__
+    from edge_reid.engine.config import load_config
+
+    resolved = json.dumps(load_config(str(config_path)), sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{__version__}\n{resolved}".encode("utf-8")).hexdigest()[:12]
+    return cache_dir() / "checkpoints" / f"{Path(config_path).stem}-{digest}.pth"
+
+
 def default_checkpoint(say: Callable[[str], None] = print) -> Path:
     """The cached VisNet checkpoint of the quick synthetic training run (trained on first use)."""
-    cached = cache_dir() / "checkpoints" / "visnet_synthetic_quick.pth"
+    cached = quick_checkpoint_path(_quick_config_path())
     if cached.is_file():
         say(f"Using the cached default checkpoint {cached}.")
         return cached

@@ -1,0 +1,257 @@
+"""Compile every Triton kernel ahead of time for a GPU architecture, on a machine without a GPU.
+
+The interpreter (``TRITON_INTERPRET=1``) checks the kernels' arithmetic but not what only the GPU
+compiler sees: unsupported tile shapes, type mismatches in loops, shared memory beyond the
+device's limit, registers spilled to local memory. Triton can compile for a named target
+(``GPUTarget("cuda", arch, 32)``) without a driver, down to the cubin that ``ptxas`` emits, and
+``cuobjdump`` (shipped with Triton) reads its register and stack use back. This module records the
+kernel launches the real wrappers make (so argument types come from the code that launches them,
+not from a hand-kept copy), then compiles each launch for every autotune configuration.
+
+    python benchmarks/compile_kernels.py --arch sm90 sm87
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from edge_reid.errors import InvalidInputError, MissingDependencyError
+from kernels._triton_utils import HAS_TRITON, interpreting
+
+#: Named targets -> CUDA compute capability (major * 10 + minor).
+ARCHS: Dict[str, int] = {
+    "sm90": 90, "h100": 90, "h200": 90,
+    "sm89": 89, "l4": 89, "l40s": 89, "rtx4090": 89,
+    "sm87": 87, "orin": 87,
+    "sm86": 86, "a10g": 86, "rtx3090": 86,
+    "sm80": 80, "a100": 80,
+}
+
+#: Most dynamic shared memory one block may use, bytes, per compute capability (CUDA guide, table 21).
+SHARED_LIMIT: Dict[int, int] = {80: 163 * 1024, 86: 99 * 1024, 87: 163 * 1024, 89: 99 * 1024, 90: 227 * 1024}
+
+_TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
+                 torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8", torch.bool: "i1"}
+
+
+def parse_arch(name: str) -> int:
+    """Compute capability for a target name (``sm90``, ``h100``, ``orin``, or a number like ``87``)."""
+    key = name.strip().lower()
+    if key in ARCHS:
+        return ARCHS[key]
+    digits = key[2:] if key.startswith("sm") else key
+    if digits.isdigit() and int(digits) in SHARED_LIMIT:
+        return int(digits)
+    raise InvalidInputError(f"unknown GPU architecture {name!r}; choose from {', '.join(sorted(ARCHS))}")
+
+
+@dataclass
+class Launch:
+    """One kernel launch as a wrapper made it: the autotuned kernel and its call arguments."""
+
+    name: str
+    tuner: Any
+    args: Tuple[Any, ...]
+    constexprs: Dict[str, Any]
+
+
+@dataclass
+class BuildReport:
+    """What compiling one launch with one configuration for one architecture gave."""
+
+    kernel: str
+    config: str
+    dtype: str
+    arch: int
+    ok: bool
+    seconds: float
+    shared_bytes: Optional[int] = None
+    registers: Optional[int] = None
+    spill_bytes: Optional[int] = None
+    fits: Optional[bool] = None
+    error: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+class _Recorder:
+    """Stands in for an autotuned kernel: records ``kernel[grid](*args, **kw)`` instead of launching."""
+
+    def __init__(self, name: str, tuner: Any, sink: List[Launch]):
+        self._name, self._tuner, self._sink = name, tuner, sink
+
+    def __getattr__(self, item: str) -> Any:  # wrappers may read .configs etc.
+        return getattr(self._tuner, item)
+
+    def __getitem__(self, grid: Any) -> Callable[..., None]:
+        def launch(*args: Any, **constexprs: Any) -> None:
+            if callable(grid):  # wrappers may keep state the grid function sets (e.g. block counts)
+                grid(dict(self._tuner.configs[0].all_kwargs()))
+            self._sink.append(Launch(self._name, self._tuner, args, constexprs))
+
+        return launch
+
+
+def _autotuned(module: Any) -> Dict[str, Any]:
+    """The module's autotuned Triton kernels by attribute name."""
+    from triton.runtime.autotuner import Autotuner
+
+    return {k: v for k, v in vars(module).items() if isinstance(v, Autotuner)}
+
+
+@contextlib.contextmanager
+def recording(modules: Sequence[Any]) -> Iterator[List[Launch]]:
+    """Within the block, launches of the modules' autotuned kernels are recorded, not run."""
+    sink: List[Launch] = []
+    saved = []
+    for module in modules:
+        for attr, tuner in _autotuned(module).items():
+            saved.append((module, attr, tuner))
+            setattr(module, attr, _Recorder(f"{module.__name__.rsplit('.', 1)[-1]}.{attr}", tuner, sink))
+    try:
+        yield sink
+    finally:
+        for module, attr, tuner in saved:
+            setattr(module, attr, tuner)
+
+
+def sample_launches(dtype: torch.dtype) -> List[Launch]:
+    """Every launch the three kernel families make, on small CPU tensors of ``dtype``.
+
+    Odd sizes on purpose (N = 100, C = 200, a B x C mask too) so masked edges are compiled.
+    """
+    from kernels.masked_attention import triton_attention as mca
+    from kernels.scale_fusion import triton_fusion as fusion
+    from kernels.scale_fusion import triton_projection as proj
+
+    g = torch.Generator().manual_seed(0)
+    rand = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
+    with recording([mca, fusion, proj]) as launches:
+        x = rand(2, 100, 200)
+        mask = (torch.rand(2, 100, 200, generator=g) > 0.5).to(dtype)
+        y, lse = mca.mca_forward(x, mask, 200 ** -0.5)
+        mca.mca_backward(rand(2, 100, 200), x, mask, y, lse, 200 ** -0.5)
+        maps = [rand(2, 48, 16, 8) for _ in range(3)]
+        w = torch.rand(2, 3, generator=g).to(dtype)
+        fusion.wsum_forward(maps, w)
+        fusion.wsum_backward(maps, w, rand(2, 48, 16, 8), rand(2, 48))
+        proj.projection_forward(rand(2, 40, 64, 32), rand(24, 40), rand(24), rand(24), (16, 8))
+    return launches
+
+
+def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, Any]]:
+    """Triton's signature / constexpr dicts for this launch under this autotune config."""
+    fn = launch.tuner.fn
+    names = list(fn.arg_names)
+    consts = dict(launch.constexprs)
+    consts.update(config.kwargs)
+    sig: Dict[str, str] = {}
+    for name, value in zip(names, launch.args):
+        if isinstance(value, torch.Tensor):
+            sig[name] = "*" + _TRITON_TYPES[value.dtype]
+        elif isinstance(value, bool):
+            sig[name] = "i1"
+        elif isinstance(value, int):
+            sig[name] = "i32" if -2 ** 31 <= value < 2 ** 31 else "i64"
+        elif isinstance(value, float):
+            sig[name] = "fp32"
+        else:
+            raise TypeError(f"{launch.name}: cannot type argument {name}={value!r}")
+    for name in names[len(launch.args):]:
+        if name not in consts:
+            raise TypeError(f"{launch.name}: argument {name} was not given")
+        sig[name] = "constexpr"
+    return sig, {k: v for k, v in consts.items() if k in names}
+
+
+def _config_label(config: Any) -> str:
+    blocks = ",".join(f"{k}={v}" for k, v in config.kwargs.items())
+    return f"{blocks} w{config.num_warps} s{config.num_stages}"
+
+
+def _launch_dtype(launch: Launch) -> str:
+    first = next(a for a in launch.args if isinstance(a, torch.Tensor))
+    return _TRITON_TYPES[first.dtype]
+
+
+def resource_usage(cubin: bytes) -> Tuple[Optional[int], Optional[int]]:
+    """(registers per thread, stack + local bytes per thread) of a cubin, read with cuobjdump."""
+    import triton
+
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    if not os.path.exists(tool):
+        return None, None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as fh:
+            fh.write(cubin)
+        out = subprocess.run([tool, "--dump-resource-usage", path], capture_output=True, text=True).stdout
+    regs = re.search(r"REG:(\d+)", out)
+    stack = re.search(r"STACK:(\d+)", out)
+    local = re.search(r"LOCAL:(\d+)", out)
+    if not regs:
+        return None, None
+    spill = (int(stack.group(1)) if stack else 0) + (int(local.group(1)) if local else 0)
+    return int(regs.group(1)), spill
+
+
+def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:
+    """Compile one launch with one autotune config for ``sm_<arch>``; errors are reported, not raised."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    report = BuildReport(launch.name, _config_label(config), _launch_dtype(launch), arch, ok=False, seconds=0.0)
+    start = time.perf_counter()
+    try:
+        sig, consts = _signature(launch, config)
+        options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kernel = triton.compile(ASTSource(launch.tuner.fn, sig, consts), target=GPUTarget("cuda", arch, 32),
+                                    options=options)
+    except Exception as exc:  # a compile error is the finding, reported in the table
+        report.error = " ".join(str(exc).split())[:300]
+        report.seconds = time.perf_counter() - start
+        return report
+    report.seconds = time.perf_counter() - start
+    report.ok = True
+    report.shared_bytes = int(kernel.metadata.shared)
+    report.fits = report.shared_bytes <= SHARED_LIMIT[arch]
+    report.registers, report.spill_bytes = resource_usage(kernel.asm["cubin"])
+    return report
+
+
+def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], first_config_only: bool = False,
+                  on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
+    """Compile every kernel launch x autotune config x dtype for each architecture."""
+    if not HAS_TRITON:
+        raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
+    if interpreting():
+        raise InvalidInputError("unset TRITON_INTERPRET: under the interpreter the kernels carry only the CPU config")
+    reports: List[BuildReport] = []
+    for dtype in dtypes:
+        for launch in sample_launches(dtype):
+            configs = launch.tuner.configs[:1] if first_config_only else launch.tuner.configs
+            for arch in archs:
+                for config in configs:
+                    report = compile_launch(launch, config, arch)
+                    reports.append(report)
+                    if on_report is not None:
+                        on_report(report)
+    return reports
+
+
+__all__ = ["ARCHS", "SHARED_LIMIT", "BuildReport", "Launch", "check_kernels", "compile_launch", "parse_arch",
+           "recording", "resource_usage", "sample_launches"]
