@@ -6,7 +6,7 @@ to local memory (read from the cubin with cuobjdump). A compile error is a row w
 and the exit status is 1. Rows go to a CSV and a JSON file (atomic writes).
 
     python benchmarks/compile_kernels.py [--arch sm90 sm87] [--dtype float32 float16 bfloat16]
-                                         [--first-config] [--out benchmarks/results]
+                                         [--shapes spec odd] [--first-config] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -23,20 +23,20 @@ import torch
 from edge_reid.cli import run_guarded
 from edge_reid.errors import InvalidInputError
 from edge_reid.utils.atomic import atomic_write_json, atomic_write_text
-from kernels.compile_check import BuildReport, check_kernels, parse_arch
+from kernels.compile_check import SHAPES, BuildReport, check_kernels, parse_arch
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-FIELDS = ["kernel", "config", "dtype", "arch", "ok", "seconds", "shared_bytes", "fits", "registers", "spill_bytes",
+FIELDS = ["kernel", "config", "dtype", "shapes", "arch", "ok", "seconds", "shared_bytes", "fits", "registers", "spill_bytes",
           "error"]
 
 
 def _print_row(r: BuildReport) -> None:
     if not r.ok:
-        print(f"sm_{r.arch} {r.dtype:4s} {r.kernel:28s} {r.config:50s} FAILED: {r.error}", flush=True)
+        print(f"sm_{r.arch} {r.dtype:4s} {r.shapes:4s} {r.kernel:28s} {r.config:50s} FAILED: {r.error}", flush=True)
         return
     fits = "fits" if r.fits else "TOO MUCH SHARED MEMORY"
     spill = "?" if r.spill_bytes is None else r.spill_bytes
-    print(f"sm_{r.arch} {r.dtype:4s} {r.kernel:28s} {r.config:50s} {r.seconds:5.1f} s  shared "
+    print(f"sm_{r.arch} {r.dtype:4s} {r.shapes:4s} {r.kernel:28s} {r.config:50s} {r.seconds:5.1f} s  shared "
           f"{r.shared_bytes / 1024:6.1f} KiB ({fits})  regs {r.registers}  spill {spill} B", flush=True)
 
 
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
     unknown = [d for d in args.dtype if d not in DTYPES]
     if unknown:
         raise InvalidInputError(f"unknown dtype {unknown[0]!r}; choose from {', '.join(DTYPES)}")
-    reports = check_kernels(archs, [DTYPES[d] for d in args.dtype], first_config_only=args.first_config,
-                            on_report=_print_row)
+    reports = check_kernels(archs, [DTYPES[d] for d in args.dtype], shapes=args.shapes,
+                            first_config_only=args.first_config, on_report=_print_row)
     write_reports(reports, Path(args.out))
     failed = [r for r in reports if not r.ok]
     spilled = [r for r in reports if r.ok and r.spill_bytes]
@@ -74,6 +74,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--arch", nargs="+", default=["sm90", "sm87"],
                     help="targets: sm80/sm86/sm87/sm89/sm90 or a100, orin, l4, h100, h200 ... (default sm90 sm87)")
     ap.add_argument("--dtype", nargs="+", default=list(DTYPES), help="input dtypes (default all three)")
+    ap.add_argument("--shapes", nargs="+", default=["spec"], choices=sorted(SHAPES),
+                    help="sample sizes: spec (the benchmark shapes) and/or odd (ragged tiles); default spec")
     ap.add_argument("--first-config", action="store_true", help="only each kernel's first autotune config")
     ap.add_argument("--out", default="benchmarks/results", help="folder for compile_kernels.csv/.json")
     args = ap.parse_args(argv)

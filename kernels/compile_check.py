@@ -6,14 +6,14 @@ device's limit, registers spilled to local memory. Triton can compile for a name
 (``GPUTarget("cuda", arch, 32)``) without a driver, down to the cubin that ``ptxas`` emits, and
 ``cuobjdump`` (shipped with Triton) reads its register and stack use back. This module records the
 kernel launches the real wrappers make (so argument types come from the code that launches them,
-not from a hand-kept copy), then compiles each launch for every autotune configuration.
+not from a hand-kept copy; see ``kernels.launches``), then compiles each launch for every autotune
+configuration.
 
     python benchmarks/compile_kernels.py --arch sm90 sm87
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import subprocess
@@ -21,12 +21,13 @@ import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from edge_reid.errors import InvalidInputError, MissingDependencyError
 from kernels._triton_utils import HAS_TRITON, interpreting
+from kernels.launches import Launch, recording
 
 #: Named targets -> CUDA compute capability (major * 10 + minor).
 ARCHS: Dict[str, int] = {
@@ -56,22 +57,13 @@ def parse_arch(name: str) -> int:
 
 
 @dataclass
-class Launch:
-    """One kernel launch as a wrapper made it: the autotuned kernel and its call arguments."""
-
-    name: str
-    tuner: Any
-    args: Tuple[Any, ...]
-    constexprs: Dict[str, Any]
-
-
-@dataclass
 class BuildReport:
     """What compiling one launch with one configuration for one architecture gave."""
 
     kernel: str
     config: str
     dtype: str
+    shapes: str
     arch: int
     ok: bool
     seconds: float
@@ -85,85 +77,76 @@ class BuildReport:
         return asdict(self)
 
 
-class _Recorder:
-    """Stands in for an autotuned kernel: records ``kernel[grid](*args, **kw)`` instead of launching."""
-
-    def __init__(self, name: str, tuner: Any, sink: List[Launch]):
-        self._name, self._tuner, self._sink = name, tuner, sink
-
-    def __getattr__(self, item: str) -> Any:  # wrappers may read .configs etc.
-        return getattr(self._tuner, item)
-
-    def __getitem__(self, grid: Any) -> Callable[..., None]:
-        def launch(*args: Any, **constexprs: Any) -> None:
-            if callable(grid):  # wrappers may keep state the grid function sets (e.g. block counts)
-                grid(dict(self._tuner.configs[0].all_kwargs()))
-            self._sink.append(Launch(self._name, self._tuner, args, constexprs))
-
-        return launch
+#: Sample problem sizes: the spec's benchmark shapes (batch 2) and odd ones (ragged tiles, no
+#: divisibility by 16), which the JIT specializes differently.
+SHAPES: Dict[str, Dict[str, Any]] = {
+    "spec": {"attention": (2, 2048, 256), "maps": (2, 2048, 16, 8), "projection": ((2, 1024, 32, 16), 2048)},
+    "odd": {"attention": (2, 100, 200), "maps": (2, 48, 15, 7), "projection": ((2, 40, 45, 21), 24)},
+}
 
 
-def _autotuned(module: Any) -> Dict[str, Any]:
-    """The module's autotuned Triton kernels by attribute name."""
-    from triton.runtime.autotuner import Autotuner
+def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
+    """Every launch the three kernel families make, on CPU tensors of ``dtype`` (nothing runs on a GPU).
 
-    return {k: v for k, v in vars(module).items() if isinstance(v, Autotuner)}
-
-
-@contextlib.contextmanager
-def recording(modules: Sequence[Any]) -> Iterator[List[Launch]]:
-    """Within the block, launches of the modules' autotuned kernels are recorded, not run."""
-    sink: List[Launch] = []
-    saved = []
-    for module in modules:
-        for attr, tuner in _autotuned(module).items():
-            saved.append((module, attr, tuner))
-            setattr(module, attr, _Recorder(f"{module.__name__.rsplit('.', 1)[-1]}.{attr}", tuner, sink))
-    try:
-        yield sink
-    finally:
-        for module, attr, tuner in saved:
-            setattr(module, attr, tuner)
-
-
-def sample_launches(dtype: torch.dtype) -> List[Launch]:
-    """Every launch the three kernel families make, on small CPU tensors of ``dtype``.
-
-    Odd sizes on purpose (N = 100, C = 200, a B x C mask too) so masked edges are compiled.
+    ``shapes`` picks :data:`SHAPES`: "spec" (N = 2048, C = 256; VisNet's 2048 x 16 x 8 maps) or
+    "odd" (N = 100, C = 200, a 15 x 7 map, an odd resize factor) so that the masked edges and the
+    single-tap projection are compiled as well.
     """
     from kernels.masked_attention import triton_attention as mca
     from kernels.scale_fusion import triton_fusion as fusion
     from kernels.scale_fusion import triton_projection as proj
 
+    if shapes not in SHAPES:
+        raise InvalidInputError(f"unknown sample shapes {shapes!r}; choose from {', '.join(SHAPES)}")
+    sizes = SHAPES[shapes]
     g = torch.Generator().manual_seed(0)
     rand = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
+    b, n, c = sizes["attention"]
+    (pb, pc, ph, pw), pout = sizes["projection"]
+    maps_shape = sizes["maps"]
     with recording([mca, fusion, proj]) as launches:
-        x = rand(2, 100, 200)
-        mask = (torch.rand(2, 100, 200, generator=g) > 0.5).to(dtype)
-        y, lse = mca.mca_forward(x, mask, 200 ** -0.5)
-        mca.mca_backward(rand(2, 100, 200), x, mask, y, lse, 200 ** -0.5)
-        maps = [rand(2, 48, 16, 8) for _ in range(3)]
-        w = torch.rand(2, 3, generator=g).to(dtype)
+        x = rand(b, n, c)
+        mask = (torch.rand(b, n, c, generator=g) > 0.5).to(dtype)
+        y, lse = mca.mca_forward(x, mask, c ** -0.5)
+        mca.mca_backward(rand(b, n, c), x, mask, y, lse, c ** -0.5)
+        maps = [rand(*maps_shape) for _ in range(3)]
+        w = torch.rand(maps_shape[0], 3, generator=g).to(dtype)
         fusion.wsum_forward(maps, w)
-        fusion.wsum_backward(maps, w, rand(2, 48, 16, 8), rand(2, 48))
-        proj.projection_forward(rand(2, 40, 64, 32), rand(24, 40), rand(24), rand(24), (16, 8))
+        fusion.wsum_backward(maps, w, rand(*maps_shape), rand(*maps_shape[:2]))
+        proj.projection_forward(rand(pb, pc, ph, pw), rand(pout, pc), rand(pout), rand(pout),
+                                (maps_shape[2], maps_shape[3]))
+    for launch in launches:
+        launch.shapes = shapes
     return launches
 
 
-def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, Any]]:
-    """Triton's signature / constexpr dicts for this launch under this autotune config."""
+def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, Any], Dict[Tuple[int, ...], list]]:
+    """Triton's signature, constexprs and attributes for this launch under this autotune config.
+
+    Mirrors the JIT's specialization of a real launch: an integer equal to 1 becomes a constant,
+    integers divisible by 16 and 16-byte aligned pointers carry ``tt.divisibility = 16``.
+    """
     fn = launch.tuner.fn
     names = list(fn.arg_names)
     consts = dict(launch.constexprs)
     consts.update(config.kwargs)
     sig: Dict[str, str] = {}
-    for name, value in zip(names, launch.args):
+    attrs: Dict[Tuple[int, ...], list] = {}
+    divisible = [["tt.divisibility", 16]]
+    for i, (name, value) in enumerate(zip(names, launch.args)):
         if isinstance(value, torch.Tensor):
             sig[name] = "*" + _TRITON_TYPES[value.dtype]
+            if value.data_ptr() % 16 == 0:
+                attrs[(i,)] = divisible
         elif isinstance(value, bool):
             sig[name] = "i1"
         elif isinstance(value, int):
+            if value == 1:
+                sig[name], consts[name] = "constexpr", 1
+                continue
             sig[name] = "i32" if -2 ** 31 <= value < 2 ** 31 else "i64"
+            if value % 16 == 0:
+                attrs[(i,)] = divisible
         elif isinstance(value, float):
             sig[name] = "fp32"
         else:
@@ -172,7 +155,7 @@ def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, A
         if name not in consts:
             raise TypeError(f"{launch.name}: argument {name} was not given")
         sig[name] = "constexpr"
-    return sig, {k: v for k, v in consts.items() if k in names}
+    return sig, {k: v for k, v in consts.items() if k in names}, attrs
 
 
 def _config_label(config: Any) -> str:
@@ -212,15 +195,16 @@ def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    report = BuildReport(launch.name, _config_label(config), _launch_dtype(launch), arch, ok=False, seconds=0.0)
+    report = BuildReport(launch.name, _config_label(config), _launch_dtype(launch), launch.shapes, arch,
+                         ok=False, seconds=0.0)
     start = time.perf_counter()
     try:
-        sig, consts = _signature(launch, config)
+        sig, consts, attrs = _signature(launch, config)
         options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kernel = triton.compile(ASTSource(launch.tuner.fn, sig, consts), target=GPUTarget("cuda", arch, 32),
-                                    options=options)
+            kernel = triton.compile(ASTSource(launch.tuner.fn, sig, consts, attrs),
+                                    target=GPUTarget("cuda", arch, 32), options=options)
     except Exception as exc:  # a compile error is the finding, reported in the table
         report.error = " ".join(str(exc).split())[:300]
         report.seconds = time.perf_counter() - start
@@ -233,16 +217,17 @@ def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:
     return report
 
 
-def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], first_config_only: bool = False,
+def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
+                  first_config_only: bool = False,
                   on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
-    """Compile every kernel launch x autotune config x dtype for each architecture."""
+    """Compile every kernel launch x autotune config x dtype x sample shapes for each architecture."""
     if not HAS_TRITON:
         raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
     if interpreting():
         raise InvalidInputError("unset TRITON_INTERPRET: under the interpreter the kernels carry only the CPU config")
     reports: List[BuildReport] = []
     for dtype in dtypes:
-        for launch in sample_launches(dtype):
+        for launch in (launch for kind in shapes for launch in sample_launches(dtype, kind)):
             configs = launch.tuner.configs[:1] if first_config_only else launch.tuner.configs
             for arch in archs:
                 for config in configs:
@@ -253,5 +238,5 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], first_con
     return reports
 
 
-__all__ = ["ARCHS", "SHARED_LIMIT", "BuildReport", "Launch", "check_kernels", "compile_launch", "parse_arch",
-           "recording", "resource_usage", "sample_launches"]
+__all__ = ["ARCHS", "SHAPES", "SHARED_LIMIT", "BuildReport", "check_kernels", "compile_launch", "parse_arch",
+           "resource_usage", "sample_launches"]

@@ -55,10 +55,10 @@ def _fast_from_module(m: ScaleAttentionFusion, feats):
     return scale_fusion([feats[s - 1] for s in m.fuse_stages], feats[3], projs, mlp)
 
 
-def _compare(chs, batch, train, fuse=(1, 2, 3), attention=True, noncontig=False, factors=(8, 4, 2)):
-    base = _module(chs, fuse, attention)
+def _compare(chs, batch, train, fuse=(1, 2, 3), attention=True, noncontig=False, factors=(8, 4, 2), device="cpu"):
+    base = _module(chs, fuse, attention).to(device)
     m_ref, m_fast = copy.deepcopy(base).train(train), copy.deepcopy(base).train(train)
-    feats = _feats(chs, batch, noncontig=noncontig, factors=factors)
+    feats = [f.to(device) for f in _feats(chs, batch, noncontig=noncontig, factors=factors)]
     a = [f.detach().clone().requires_grad_() for f in feats]
     b = [f.detach().clone().requires_grad_() for f in feats]
     fused_r, w_r = m_ref.reference_forward(*a)
@@ -67,7 +67,7 @@ def _compare(chs, batch, train, fuse=(1, 2, 3), attention=True, noncontig=False,
     errs = {"fused": (fused_r - fused_f).abs().max().item(), "w": (w_r - w_f).abs().max().item(),
             "gap": (gap_r - gap_f).abs().max().item()}
     g = torch.Generator().manual_seed(5)
-    r1, r2, r3 = (torch.randn(t.shape, generator=g) for t in (fused_r, w_r, gap_r))
+    r1, r2, r3 = (torch.randn(t.shape, generator=g).to(device) for t in (fused_r, w_r, gap_r))
     lr = (fused_r * r1).sum() + (w_r * r2).sum() + (gap_r * r3).sum()
     lf = (fused_f * r1).sum() + (w_f * r2).sum() + (gap_f * r3).sum()
     used = [i for i in range(4) if i == 3 or (i + 1) in fuse]

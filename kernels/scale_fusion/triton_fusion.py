@@ -27,8 +27,6 @@ _GPU = [dict(BLOCK_D=32, BLOCK_HW=32, num_warps=4), dict(BLOCK_D=64, BLOCK_HW=32
 _CPU = dict(BLOCK_D=64, BLOCK_HW=32, num_warps=4)
 
 
-
-
 @triton.jit
 def _acc_map(acc, P, sb, sd, W, b, S: tl.constexpr, s: tl.constexpr, offs_d, offs_p, m):
     w = tl.load(W + b * S + s).to(tl.float32)
@@ -144,14 +142,17 @@ def wsum_backward(maps: Sequence[torch.Tensor], weights: torch.Tensor, grad_fuse
     dps = [torch.empty((b, d, hw), dtype=maps[0].dtype, device=maps[0].device) for _ in range(s)]
     w = weights.contiguous()
     cfg_block = {}
+    # partial dw, one per (batch, channel block): sized for the smallest BLOCK_D any config uses
+    # (at most 16, so a configuration forced from outside the autotune list fits too)
+    min_block = min([16] + [c.kwargs["BLOCK_D"] for c in _wsum_bwd.configs])
+    dwp = torch.zeros((b * triton.cdiv(d, min_block) * s,), dtype=torch.float32, device=maps[0].device)
 
     def grid(meta):
         cfg_block["n"] = triton.cdiv(d, meta["BLOCK_D"])
+        if b * cfg_block["n"] * s > dwp.numel():
+            raise ValueError(f"BLOCK_D={meta['BLOCK_D']} is below the smallest block wsum_backward supports")
         return (b, cfg_block["n"])
 
-    # partial dw sized for the smallest BLOCK_D any config may use
-    min_block = min(c.kwargs["BLOCK_D"] for c in _wsum_bwd.configs)
-    dwp = torch.zeros((b * triton.cdiv(d, min_block) * s,), dtype=torch.float32, device=maps[0].device)
     _wsum_bwd[grid](*_args(flat), w, dout, dgap, *(dps + [dps[0]] * (4 - s)), dwp, d, hw, 1.0 / hw, S=s)
     nblk = cfg_block["n"]
     dw = dwp[: b * nblk * s].view(b, nblk, s).sum(1).to(weights.dtype)

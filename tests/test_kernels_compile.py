@@ -1,0 +1,81 @@
+"""Ahead-of-time compilation of the Triton kernels for GPU targets, on this GPU-less machine.
+
+What the interpreter cannot see (tile shapes the GPU compiler rejects, loop-carried type changes,
+shared memory over the device limit) shows up here: every kernel is compiled down to a cubin for
+sm_90 (H100/H200) and sm_87 (Jetson Orin) with the launch arguments the real wrappers pass.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from edge_reid.errors import InvalidInputError
+from kernels._triton_utils import HAS_TRITON, interpreting
+
+pytestmark = pytest.mark.skipif(not HAS_TRITON or interpreting(),
+                                reason="needs Triton, outside its interpreter")
+
+KERNELS = {"triton_attention._mca_fwd", "triton_attention._mca_bwd_dq", "triton_attention._mca_bwd_dkv",
+           "triton_fusion._wsum_fwd", "triton_fusion._wsum_bwd", "triton_projection._proj_fwd"}
+
+
+def test_parse_arch_names_and_numbers() -> None:
+    from kernels.compile_check import parse_arch
+
+    assert parse_arch("h100") == parse_arch("sm90") == parse_arch("90") == 90
+    assert parse_arch("Orin") == 87
+    with pytest.raises(InvalidInputError, match="unknown GPU architecture"):
+        parse_arch("sm12")
+
+
+def test_recording_captures_every_launch_and_restores_the_kernels() -> None:
+    from triton.runtime.autotuner import Autotuner
+
+    from kernels.compile_check import sample_launches
+    from kernels.masked_attention import triton_attention
+
+    launches = sample_launches(torch.float16, "odd")
+    assert {launch.name for launch in launches} == KERNELS
+    assert isinstance(triton_attention._mca_fwd, Autotuner)
+    fwd = next(launch for launch in launches if launch.name.endswith("_mca_fwd"))
+    assert fwd.constexprs == {"IEEE": False} and fwd.args[0].dtype == torch.float16
+    proj = next(launch for launch in launches if launch.name.endswith("_proj_fwd"))
+    assert proj.constexprs["TH"] == 1 and proj.constexprs["TW"] == 1  # odd factor 3: one tap per axis
+
+
+def test_signature_mirrors_the_jit_specialization() -> None:
+    from kernels.compile_check import _signature, sample_launches
+
+    fwd = next(launch for launch in sample_launches(torch.float32, "spec") if launch.name.endswith("_mca_fwd"))
+    config = fwd.tuner.configs[0]
+    sig, consts, attrs = _signature(fwd, config)
+    names = list(fwd.tuner.fn.arg_names)
+    assert sig["sxc"] == "constexpr" and consts["sxc"] == 1  # unit channel stride: a constant, as the JIT does
+    assert sig["N"] == "i32" and attrs[(names.index("N"),)] == [["tt.divisibility", 16]]  # N = 2048
+    assert sig["X"] == "*fp32" and consts["IEEE"] is True and consts["BLOCK_M"] == config.kwargs["BLOCK_M"]
+    assert sig["scale_log2"] == "fp32" and (names.index("scale_log2"),) not in attrs
+
+
+@pytest.mark.parametrize("arch,dtype,shapes", [(90, torch.float32, "spec"), (87, torch.float16, "odd")],
+                         ids=["sm90_fp32_spec", "sm87_fp16_odd"])
+def test_every_kernel_compiles_for_the_gpu(arch: int, dtype: torch.dtype, shapes: str) -> None:
+    from kernels.compile_check import SHARED_LIMIT, check_kernels
+
+    reports = check_kernels([arch], [dtype], shapes=[shapes], first_config_only=True)
+    assert {r.kernel for r in reports} == KERNELS
+    for r in reports:
+        assert r.ok, f"{r.kernel}: {r.error}"
+        assert 0 <= r.shared_bytes <= SHARED_LIMIT[arch] and r.fits
+        assert r.registers is None or 0 < r.registers <= 255
+
+
+def test_script_rejects_an_unknown_arch_in_one_sentence(capsys) -> None:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compile_kernels.py"
+    spec = importlib.util.spec_from_file_location("compile_kernels_script", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--arch", "sm12"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("compile_kernels.py: error: unknown GPU architecture") and "\n" not in err
