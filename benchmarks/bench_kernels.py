@@ -7,7 +7,7 @@ count of the paper-order fusion vs the exact cheaper form at 256x128 (FlopCounte
 2 FLOPs per multiply-add, halved here). Without a GPU it says so and exits 0 after running the
 CPU reference once.
 
-    python benchmarks/bench_kernels.py [--quick] [--out DIR]
+    python benchmarks/bench_kernels.py [--quick] [--dtype float32 bfloat16] [--per-config] [--out DIR]
 """
 
 from __future__ import annotations
@@ -99,36 +99,71 @@ def _fwd_bwd(fn: Callable[[], torch.Tensor], inputs: List[torch.Tensor]) -> Call
     return run
 
 
-def bench_attention(shapes, rows: list, peaks) -> None:
-    for b, n, c in shapes:
-        x = torch.randn(b, n, c, device="cuda", requires_grad=True)
-        mask = (torch.rand(b, n, c, device="cuda") > 0.5).float().requires_grad_()
-        compiled = torch.compile(masked_channel_attention_reference)
-        variants = {
-            "eager": lambda: masked_channel_attention_reference(x, mask),
-            "compile": lambda: compiled(x, mask),
-            "triton": lambda: masked_channel_attention(x, mask),
-        }
-        times = {}
-        mem = {}
-        for name, fn in variants.items():
-            try:
-                torch.cuda.reset_peak_memory_stats()
-                times[name] = cuda_median_ms(_fwd_bwd(fn, [x, mask]))
-                mem[name] = torch.cuda.max_memory_allocated() / 2**20
-            except torch.cuda.OutOfMemoryError:
-                times[name], mem[name] = float("nan"), float("nan")
-                torch.cuda.empty_cache()
-        flops = mca_flops(b, n, c, backward=True)
-        tflops = flops / (times["triton"] * 1e-3) / 1e12
-        rows.append({
-            "op": "masked_attention_fwd_bwd", "shape": f"B{b}xN{n}xC{c}", "eager_ms": times["eager"],
-            "compile_ms": times["compile"], "triton_ms": times["triton"],
-            "speedup_vs_eager": times["eager"] / times["triton"], "speedup_vs_compile": times["compile"] / times["triton"],
-            "achieved": f"{tflops:.1f} TFLOP/s (fp32, IEEE dots)",
-            "fraction_of_peak": tflops * 1e12 / peaks[2] if peaks else float("nan"),
-            "peak_mem_mib": f"eager {mem['eager']:.0f} / compile {mem['compile']:.0f} / triton {mem['triton']:.0f}",
-        })
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _attention_inputs(b: int, n: int, c: int, dtype: torch.dtype):
+    x = torch.randn(b, n, c, device="cuda", dtype=dtype, requires_grad=True)
+    mask = (torch.rand(b, n, c, device="cuda") > 0.5).to(dtype).requires_grad_()
+    return x, mask
+
+
+def _attention_achieved(b: int, n: int, c: int, ms: float, dtype: torch.dtype, peaks) -> Tuple[str, float]:
+    """('x TFLOP/s (dtype)', fraction of the matching peak: FP32 CUDA cores or FP16/BF16 tensor cores)."""
+    tflops = mca_flops(b, n, c, backward=True) / (ms * 1e-3) / 1e12
+    label = "fp32 IEEE dots" if dtype == torch.float32 else f"{str(dtype).split('.')[-1]} tensor cores"
+    peak = (peaks[2] if dtype == torch.float32 else peaks[1]) if peaks else float("nan")
+    return f"{tflops:.1f} TFLOP/s ({label})", tflops * 1e12 / peak
+
+
+def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
+    for dtype in dtypes:
+        for b, n, c in shapes:
+            x, mask = _attention_inputs(b, n, c, dtype)
+            compiled = torch.compile(masked_channel_attention_reference)
+            variants = {
+                "eager": lambda: masked_channel_attention_reference(x, mask),
+                "compile": lambda: compiled(x, mask),
+                "triton": lambda: masked_channel_attention(x, mask),
+            }
+            times = {}
+            mem = {}
+            for name, fn in variants.items():
+                try:
+                    torch.cuda.reset_peak_memory_stats()
+                    times[name] = cuda_median_ms(_fwd_bwd(fn, [x, mask]))
+                    mem[name] = torch.cuda.max_memory_allocated() / 2**20
+                except torch.cuda.OutOfMemoryError:
+                    times[name], mem[name] = float("nan"), float("nan")
+                    torch.cuda.empty_cache()
+            achieved, fraction = _attention_achieved(b, n, c, times["triton"], dtype, peaks)
+            rows.append({
+                "op": "masked_attention_fwd_bwd", "shape": f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}",
+                "eager_ms": times["eager"], "compile_ms": times["compile"], "triton_ms": times["triton"],
+                "speedup_vs_eager": times["eager"] / times["triton"],
+                "speedup_vs_compile": times["compile"] / times["triton"],
+                "achieved": achieved, "fraction_of_peak": fraction,
+                "peak_mem_mib": f"eager {mem['eager']:.0f} / compile {mem['compile']:.0f} / triton {mem['triton']:.0f}",
+            })
+
+
+def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
+    """Each GPU autotune configuration alone (kernels.launches.fixed_config): which one wins where."""
+    from kernels.launches import fixed_config
+    from kernels.masked_attention import triton_attention
+
+    b, n, c = shape
+    for dtype in dtypes:
+        x, mask = _attention_inputs(b, n, c, dtype)
+        for i, config in enumerate(triton_attention._GPU_CONFIGS):
+            with fixed_config([triton_attention], config):
+                ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask), [x, mask]))
+            achieved, fraction = _attention_achieved(b, n, c, ms, dtype, peaks)
+            rows.append({"op": f"masked_attention_fwd_bwd config {i}",
+                         "shape": f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}", "eager_ms": float("nan"),
+                         "compile_ms": float("nan"), "triton_ms": ms, "speedup_vs_eager": float("nan"),
+                         "speedup_vs_compile": float("nan"), "achieved": achieved, "fraction_of_peak": fraction,
+                         "peak_mem_mib": ""})
 
 
 def bench_fusion(shapes, rows: list, peaks) -> None:
@@ -207,6 +242,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes only")
+    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES),
+                    help="attention input dtypes (default float32 bfloat16)")
+    ap.add_argument("--per-config", action="store_true",
+                    help="also time every attention autotune config alone at B64 N2048 C256")
     ap.add_argument("--out", default="benchmarks/results", help="folder for bench_kernels.csv/.json")
     args = ap.parse_args(argv)
 
@@ -226,7 +265,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     att_shapes = [(4, 512, 64), (2, 1000, 200)] if args.quick else [(64, 2048, 256), (8, 8192, 256), (16, 2048, 2048)]
     fus_shapes = [(8, (256, 128))] if args.quick else [(64, (256, 128))]
     rows: list = []
-    bench_attention(att_shapes, rows, peaks)
+    dtypes = [DTYPES[d] for d in args.dtype]
+    bench_attention(att_shapes, dtypes, rows, peaks)
+    if args.per_config:
+        bench_attention_configs(att_shapes[0], dtypes, rows, peaks)
     bench_fusion(fus_shapes, rows, peaks)
     for r in rows:
         print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
