@@ -90,3 +90,25 @@ def test_fast_fusion_on_gpu_equals_paper_order(train: bool, batch: int, chs, non
     """Triton projection (eval) and weighted sum + GAP against the paper-order module, float32."""
     errs = _compare(chs, batch, train, noncontig=noncontig, device="cuda")
     assert max(errs.values()) <= TOL, errs
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_fusion_kernels_in_half_precision(dtype) -> None:
+    """Sampled projection and weighted sum + GAP at VisNet's sizes against float64."""
+    from kernels.scale_fusion.fast import project_sampled_affine
+    from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
+    from kernels.scale_fusion.triton_projection import projection_forward
+
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(4, 1024, 32, 16, device="cuda", generator=g).to(dtype)
+    wt = (torch.randn(2048, 1024, device="cuda", generator=g) / 32).to(dtype)
+    scale = (torch.rand(2048, device="cuda", generator=g) + 0.5).to(dtype)
+    shift = torch.randn(2048, device="cuda", generator=g).to(dtype)
+    out = projection_forward(x, wt, scale, shift, (16, 8))
+    ref = project_sampled_affine(x.double(), wt.double(), scale.double(), shift.double(), (16, 8))
+    assert out.dtype == dtype and _rel(out, ref) <= RTOL[dtype]
+    maps = [torch.randn(4, 2048, 16, 8, device="cuda", generator=g).to(dtype) for _ in range(4)]
+    w = torch.rand(4, 4, device="cuda", generator=g).to(dtype)
+    fused, gap = weighted_scale_sum(maps, w)
+    fr, gr = weighted_sum_reference([p.double() for p in maps], w.double())
+    assert fused.dtype == dtype and _rel(fused, fr) <= RTOL[dtype] and _rel(gap, gr) <= RTOL[dtype]

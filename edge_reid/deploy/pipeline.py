@@ -89,7 +89,8 @@ def default_checkpoint(say: Callable[[str], None] = print) -> Path:
     say("No checkpoint given: training VisNet with the quick synthetic config (a few minutes, once).")
     from edge_reid.engine import train
 
-    result = train(str(_quick_config_path()), ())
+    run_dir = cached.parent.parent / "runs" / cached.stem  # the training run stays in the cache, not in cwd
+    result = train(str(_quick_config_path()), (f"output.dir={run_dir}",))
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
     shutil.copyfile(result.checkpoint, tmp)

@@ -1,0 +1,79 @@
+"""The kernels' half-precision paths under the interpreter, against float64 references.
+
+float16 inputs take the kernels' non-IEEE branches (tensor-core dots on a GPU, float32
+accumulation, casts back to the input dtype); this checks their arithmetic on the CPU. bfloat16
+is checked here only for the weighted sum: Triton's interpreter computes ``tl.dot`` on bfloat16
+operands wrongly (a bare 16 x 16 bfloat16 dot kernel is off by ~1e10 under TRITON_INTERPRET=1),
+so the bfloat16 attention and projection are covered by the GPU tests (test_kernels_gpu.py).
+Tolerance: relative error (max abs error / max magnitude) <= 1e-2 for float16 (10-bit mantissa,
+float32 accumulation), 2e-2 for bfloat16.
+"""
+
+import json
+
+import torch
+
+from interpreted import run_interpreted
+
+RTOL = {"float16": 1e-2, "bfloat16": 2e-2}
+
+
+def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((a.detach().double() - ref.detach()).abs().max() / ref.detach().abs().max())
+
+
+def _attention(dtype: torch.dtype) -> dict:
+    from kernels import masked_channel_attention, masked_channel_attention_reference
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 70, 40, generator=g).to(dtype)
+    m = (torch.rand(3, 40, generator=g) > 0.4).to(dtype)  # a B x C mask
+    grad = torch.randn(3, 70, 40, generator=g).to(dtype)
+    xa, ma = x.clone().requires_grad_(), m.clone().requires_grad_()
+    y = masked_channel_attention(xa, ma)
+    dx, dm = torch.autograd.grad(y, (xa, ma), grad)
+    xr, mr = x.double().requires_grad_(), m.double().requires_grad_()
+    yr = masked_channel_attention_reference(xr, mr)
+    dxr, dmr = torch.autograd.grad(yr, (xr, mr), grad.double())
+    return {"dtype_kept": y.dtype == dx.dtype == dm.dtype == dtype, "y": _rel(y, yr), "dx": _rel(dx, dxr),
+            "dm": _rel(dm, dmr)}
+
+
+def _weighted_sum(dtype: torch.dtype) -> dict:
+    from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
+
+    g = torch.Generator().manual_seed(1)
+    maps = [torch.randn(2, 24, 5, 3, generator=g).to(dtype) for _ in range(3)]
+    w = torch.rand(2, 3, generator=g).to(dtype)
+    fused, gap = weighted_scale_sum(maps, w)
+    fr, gr = weighted_sum_reference([p.double() for p in maps], w.double())
+    return {"dtype_kept": fused.dtype == gap.dtype == dtype, "fused": _rel(fused, fr), "gap": _rel(gap, gr)}
+
+
+def _projection(dtype: torch.dtype) -> dict:
+    from kernels.scale_fusion.fast import project_sampled_affine
+    from kernels.scale_fusion.triton_projection import projection_forward
+
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 24, 8, 6, generator=g).to(dtype)
+    wt = (torch.randn(40, 24, generator=g) / 5).to(dtype)
+    scale, shift = (torch.rand(40, generator=g) + 0.5).to(dtype), torch.randn(40, generator=g).to(dtype)
+    out = projection_forward(x, wt, scale, shift, (4, 3))
+    ref = project_sampled_affine(x.double(), wt.double(), scale.double(), shift.double(), (4, 3))
+    return {"dtype_kept": out.dtype == dtype, "out": _rel(out, ref)}
+
+
+def test_half_precision_kernels_under_the_interpreter() -> None:
+    res = run_interpreted(__file__, timeout=600)
+    assert set(res) == {"float16/attention", "float16/weighted_sum", "float16/projection", "bfloat16/weighted_sum"}
+    for key, r in res.items():
+        tol = RTOL[key.split("/")[0]]
+        assert r.pop("dtype_kept"), key
+        assert all(0.0 <= v <= tol for v in r.values()), (key, r)
+
+
+if __name__ == "__main__":  # run by the test above in a TRITON_INTERPRET=1 subprocess
+    out = {f"float16/{name}": fn(torch.float16)
+           for name, fn in (("attention", _attention), ("weighted_sum", _weighted_sum), ("projection", _projection))}
+    out["bfloat16/weighted_sum"] = _weighted_sum(torch.bfloat16)
+    print(json.dumps(out))
