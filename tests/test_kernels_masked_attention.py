@@ -7,8 +7,6 @@ on each case and prints the max abs / relative errors as JSON; the tests here as
 """
 
 import json
-import os
-import subprocess
 import sys
 import time
 

@@ -8,9 +8,6 @@ float32; gradients of the custom op (PyTorch backward) against fast.py's autogra
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import torch
 import torch.nn.functional as F

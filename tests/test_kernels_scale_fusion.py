@@ -9,9 +9,6 @@ TRITON_INTERPRET=1 subprocess (this file run as a script) so other modules' envi
 
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch

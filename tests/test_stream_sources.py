@@ -19,7 +19,7 @@ from edge_reid.stream.command import run_stream
 from edge_reid.stream.detectors import build_detector
 from edge_reid.stream.gallery import Gallery
 from edge_reid.stream.pipeline import StreamConfig
-from edge_reid.stream.sources import CaptureSource, IterableSource, MultiSource, open_sources, parse_source, source_kind
+from edge_reid.stream.sources import CaptureSource, IterableSource, open_sources, parse_source, source_kind
 from test_stream_gallery import tiny_embedder
 
 

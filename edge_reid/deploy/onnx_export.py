@@ -22,7 +22,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Tuple, Union
 
 from edge_reid.errors import InvalidInputError, MissingDependencyError
 from edge_reid.metadata import ONNX_METADATA_KEY, ModelMeta

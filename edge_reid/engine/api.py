@@ -7,7 +7,6 @@ builds data, model, loss and evaluator, and runs the :class:`~edge_reid.engine.t
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from edge_reid.engine.optim import build_optimizer
 from edge_reid.engine.rng import seed_everything, set_deterministic
 from edge_reid.engine.runlog import metrics_table
 from edge_reid.engine.trainer import Trainer
-from edge_reid.errors import EdgeReidError, InvalidInputError, MissingDependencyError
+from edge_reid.errors import InvalidInputError, MissingDependencyError
 
 
 @dataclass
