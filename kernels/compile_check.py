@@ -42,12 +42,12 @@ ARCHS: Dict[str, int] = {
 SHARED_LIMIT: Dict[int, int] = {80: 163 * 1024, 86: 99 * 1024, 87: 163 * 1024, 89: 99 * 1024, 90: 227 * 1024}
 
 _TRITON_TYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16",
-                 torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8", torch.bool: "i1"}
+                 torch.int32: "i32", torch.int64: "i64", torch.uint8: "u8", torch.bool: "u1"}
 
 
 def parse_arch(name: str) -> int:
     """Compute capability for a target name (``sm90``, ``h100``, ``orin``, or a number like ``87``)."""
-    key = name.strip().lower()
+    key = name.strip().lower().replace("_", "")
     if key in ARCHS:
         return ARCHS[key]
     digits = key[2:] if key.startswith("sm") else key
@@ -80,7 +80,7 @@ class BuildReport:
 #: Sample problem sizes: the spec's benchmark shapes (batch 2) and odd ones (ragged tiles, no
 #: divisibility by 16), which the JIT specializes differently.
 SHAPES: Dict[str, Dict[str, Any]] = {
-    "spec": {"attention": (2, 2048, 256), "maps": (2, 2048, 16, 8), "projection": ((2, 1024, 32, 16), 2048)},
+    "spec": {"attention": (2, 2048, 256), "maps": (2, 2048, 8, 4), "projection": ((2, 1024, 16, 8), 2048)},
     "odd": {"attention": (2, 100, 200), "maps": (2, 48, 15, 7), "projection": ((2, 40, 45, 21), 24)},
 }
 
@@ -88,7 +88,8 @@ SHAPES: Dict[str, Dict[str, Any]] = {
 def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
     """Every launch the three kernel families make, on CPU tensors of ``dtype`` (nothing runs on a GPU).
 
-    ``shapes`` picks :data:`SHAPES`: "spec" (N = 2048, C = 256; VisNet's 2048 x 16 x 8 maps) or
+    ``shapes`` picks :data:`SHAPES`: "spec" (N = 2048, C = 256; VisNet at 256x128: stage 3 with
+    1024 channels at 16 x 8 projected to 2048 x 8 x 4 maps) or
     "odd" (N = 100, C = 200, a 15 x 7 map, an odd resize factor) so that the masked edges and the
     single-tap projection are compiled as well.
     """
@@ -139,7 +140,7 @@ def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, A
             if value.data_ptr() % 16 == 0:
                 attrs[(i,)] = divisible
         elif isinstance(value, bool):
-            sig[name] = "i1"
+            sig[name] = "u1"
         elif isinstance(value, int):
             if value == 1:
                 sig[name], consts[name] = "constexpr", 1

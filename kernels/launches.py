@@ -54,6 +54,9 @@ class _Proxy:
 
 @contextlib.contextmanager
 def _patched(modules: Sequence[Any], on_launch: Callable[..., None]) -> Iterator[None]:
+    for module in modules:  # check them all before patching any
+        if any(isinstance(v, _Proxy) for v in vars(module).values()):
+            raise RuntimeError(f"{module.__name__}'s kernels are already intercepted; do not nest these contexts")
     saved = []
     for module in modules:
         for attr, tuner in autotuned_kernels(module).items():

@@ -25,7 +25,7 @@ def test_parse_arch_names_and_numbers() -> None:
     from kernels.compile_check import parse_arch
 
     assert parse_arch("h100") == parse_arch("sm90") == parse_arch("90") == 90
-    assert parse_arch("Orin") == 87
+    assert parse_arch("Orin") == 87 and parse_arch("sm_87") == 87
     with pytest.raises(InvalidInputError, match="unknown GPU architecture"):
         parse_arch("sm12")
 
@@ -79,3 +79,14 @@ def test_script_rejects_an_unknown_arch_in_one_sentence(capsys) -> None:
     assert module.main(["--arch", "sm12"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("compile_kernels.py: error: unknown GPU architecture") and "\n" not in err
+
+
+def test_interceptions_do_not_nest() -> None:
+    from kernels.launches import fixed_config, recording
+    from kernels.scale_fusion import triton_fusion
+
+    with recording([triton_fusion]):
+        with pytest.raises(RuntimeError, match="already intercepted"):
+            with fixed_config([triton_fusion], {"BLOCK_D": 32, "BLOCK_HW": 32}):
+                pass
+

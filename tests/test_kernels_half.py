@@ -1,8 +1,9 @@
 """The kernels' half-precision paths under the interpreter, against float64 references.
 
 float16 inputs take the kernels' non-IEEE branches (tensor-core dots on a GPU, float32
-accumulation, casts back to the input dtype); this checks their arithmetic on the CPU. bfloat16
-is checked here only for the weighted sum: Triton's interpreter computes ``tl.dot`` on bfloat16
+accumulation, casts back to the input dtype); this checks their arithmetic on the CPU (the
+weighted sum forward and backward, the attention forward and backward, the projection forward).
+bfloat16 is checked here only for the weighted sum: Triton's interpreter computes ``tl.dot`` on bfloat16
 operands wrongly (a bare 16 x 16 bfloat16 dot kernel is off by ~1e10 under TRITON_INTERPRET=1),
 so the bfloat16 attention and projection are covered by the GPU tests (test_kernels_gpu.py).
 Tolerance: relative error (max abs error / max magnitude) <= 1e-2 for float16 (10-bit mantissa,
@@ -43,11 +44,17 @@ def _weighted_sum(dtype: torch.dtype) -> dict:
     from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
 
     g = torch.Generator().manual_seed(1)
-    maps = [torch.randn(2, 24, 5, 3, generator=g).to(dtype) for _ in range(3)]
-    w = torch.rand(2, 3, generator=g).to(dtype)
+    maps = [torch.randn(2, 24, 5, 3, generator=g).to(dtype).requires_grad_() for _ in range(3)]
+    w = torch.rand(2, 3, generator=g).to(dtype).requires_grad_()
     fused, gap = weighted_scale_sum(maps, w)
-    fr, gr = weighted_sum_reference([p.double() for p in maps], w.double())
-    return {"dtype_kept": fused.dtype == gap.dtype == dtype, "fused": _rel(fused, fr), "gap": _rel(gap, gr)}
+    ref_in = [t.detach().double().requires_grad_() for t in maps + [w]]
+    fr, gr = weighted_sum_reference(ref_in[:-1], ref_in[-1])
+    u, v = torch.randn(fr.shape, generator=g).double(), torch.randn(gr.shape, generator=g).double()
+    grads = torch.autograd.grad((fused * u.to(dtype)).sum() + (gap * v.to(dtype)).sum(), maps + [w])
+    ref_grads = torch.autograd.grad((fr * u).sum() + (gr * v).sum(), ref_in)
+    return {"dtype_kept": fused.dtype == gap.dtype == dtype and all(t.dtype == dtype for t in grads),
+            "fused": _rel(fused, fr), "gap": _rel(gap, gr),
+            "grad": max(_rel(a, r) for a, r in zip(grads, ref_grads))}
 
 
 def _projection(dtype: torch.dtype) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,7 +27,7 @@ from edge_reid.deploy.compat import check_tensorrt_compat
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
-from edge_reid.utils.atomic import atomic_write_json
+from edge_reid.utils.atomic import atomic_path, atomic_write_json
 from edge_reid.utils.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -89,12 +90,12 @@ def default_checkpoint(say: Callable[[str], None] = print) -> Path:
     say("No checkpoint given: training VisNet with the quick synthetic config (a few minutes, once).")
     from edge_reid.engine import train
 
-    run_dir = cached.parent.parent / "runs" / cached.stem  # the training run stays in the cache, not in cwd
+    # the training run stays in the cache (not in cwd), one folder per process so that two first
+    # builds at once do not train into the same folder; the copy lands atomically
+    run_dir = cached.parent.parent / "runs" / f"{cached.stem}-{os.getpid()}"
     result = train(str(_quick_config_path()), (f"output.dir={run_dir}",))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    shutil.copyfile(result.checkpoint, tmp)
-    tmp.replace(cached)
+    with atomic_path(cached) as tmp:
+        shutil.copyfile(result.checkpoint, tmp)
     return cached
 
 

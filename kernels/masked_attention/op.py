@@ -14,6 +14,7 @@ import torch
 
 from kernels._triton_utils import use_triton
 from kernels.masked_attention.reference import (
+    attention_flops,
     check_inputs,
     masked_channel_attention_backward_reference,
     masked_channel_attention_forward_reference,
@@ -110,13 +111,11 @@ def _register_flop_formulas() -> None:
 
     @register_flop_formula(torch.ops.edge_reid.masked_channel_attention)
     def _forward_flops(x_shape, mask_shape, scale, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
-        b, n, c = x_shape
-        return 2 * (2 * b * n * n * c)
+        return attention_flops(*x_shape)
 
     @register_flop_formula(torch.ops.edge_reid.masked_channel_attention_backward)
     def _backward_flops(grad_shape, x_shape, *rest, out_shape=None, **kwargs) -> int:  # type: ignore[no-untyped-def]
-        b, n, c = x_shape
-        return 5 * (2 * b * n * n * c)
+        return attention_flops(*x_shape, backward=True) - attention_flops(*x_shape)
 
 
 _register_flop_formulas()

@@ -91,3 +91,14 @@ def masked_channel_attention_backward_reference(
     if mask.dim() == 2:
         dm = dm.sum(1)
     return dx.to(x.dtype), dm.to(x.dtype)
+
+
+def attention_flops(batch: int, tokens: int, channels: int, backward: bool = False) -> int:
+    """Algorithmic FLOPs (2 per multiply-add) of masked-channel attention, the convention
+    FlashAttention reports: forward Q K^T and A V (2 products of B x N x N x C multiply-adds);
+    backward dV, dP, dQ, dK and the recomputed Q K^T (5 more). Work a kernel repeats (logits
+    recomputed per output-channel block) is not counted.
+    """
+    unit = 2 * batch * tokens * tokens * channels
+    return unit * (7 if backward else 2)
+

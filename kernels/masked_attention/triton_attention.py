@@ -28,10 +28,12 @@ from kernels._triton_utils import triton_autotune_configs
 LOG2E = 1.4426950408889634
 
 # Chosen with the ahead-of-time compile check (benchmarks/compile_kernels.py, sm_90, N = 2048,
-# C = 256): the first four compile to the three kernels without register spills in float32 and
-# float16; the fifth (larger tiles for the tensor cores) spills in float32 only, where the
-# autotuner simply will not pick it. BLOCK_DV = 256 covers C = 256 in one program, so the logits
-# are computed once per query block instead of once per output-channel block.
+# C = 256): every config but the last compiles the three kernels without register spills in
+# float16/bfloat16; in float32 the first, second and fourth do too (the third spills 16 bytes in
+# the dQ kernel). The last (larger tiles for the tensor cores) spills 80 bytes in the half
+# dK/dV kernel and 0.5-0.9 KiB in float32; the autotuner times it like any other. At ragged
+# sizes (N = 100, C = 200) float32 tiles spill more. BLOCK_DV = 256 covers C = 256 in one
+# program, so the logits are computed once per query block, not once per output-channel block.
 _GPU_CONFIGS = [
     dict(BLOCK_M=64, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=256, num_warps=8, num_stages=2),
     dict(BLOCK_M=64, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=256, num_warps=8, num_stages=2),
@@ -244,15 +246,4 @@ def mca_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, ou
     return dx.to(x.dtype), dm.to(x.dtype)
 
 
-def mca_flops(batch: int, tokens: int, channels: int, backward: bool = False) -> float:
-    """Matmul FLOPs these kernels execute (2 per multiply-add).
-
-    Forward: Z Z^T and P V (2 N x N x C products). Backward as implemented: the dQ kernel
-    recomputes Z Z^T and does dY X^T, dS Z; the dKV kernel recomputes Z Z^T, dY X^T and does
-    P^T dY, dS^T Z (7 products); forward+backward = 9.
-    """
-    unit = 2.0 * batch * tokens * tokens * channels
-    return unit * (9 if backward else 2)
-
-
-__all__ = ["mca_forward", "mca_backward", "mca_flops"]
+__all__ = ["mca_forward", "mca_backward"]

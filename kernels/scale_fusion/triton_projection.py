@@ -31,9 +31,9 @@ import triton.language as tl
 from kernels._triton_utils import triton_autotune_configs
 
 # Chosen with the ahead-of-time compile check (benchmarks/compile_kernels.py, sm_90, VisNet's
-# 1024 -> 2048 channel stage at 256x128): the first three compile without register spills in
-# float32 and float16 (four accumulators of BLOCK_O x BLOCK_P over 4 warps spilled otherwise);
-# the fourth spills 16 bytes in float32 only.
+# stage 3 at 256x128: 1024 channels at 16 x 8 -> 2048 x 8 x 4): the first three compile without
+# register spills in float32, float16 and bfloat16 (the earlier list, four BLOCK_O x BLOCK_P
+# accumulators over 4 warps, spilled 8-88 bytes); the fourth spills 16 bytes in float32 only.
 _GPU = [dict(BLOCK_O=64, BLOCK_P=64, BLOCK_C=32, num_warps=8, num_stages=3),
         dict(BLOCK_O=128, BLOCK_P=32, BLOCK_C=32, num_warps=8, num_stages=3),
         dict(BLOCK_O=64, BLOCK_P=32, BLOCK_C=32, num_warps=4, num_stages=3),
