@@ -35,7 +35,7 @@ setup(
         "trackers>=2.6",  # Roboflow's maintained ByteTrack (moved out of supervision in 0.27)
     ],
     extras_require={
-        "dev": ["pytest>=7", "pytest-timeout>=2"],
+        "dev": ["pytest>=7", "pytest-timeout>=2", "faiss-cpu>=1.7"],  # faiss: so the gallery's faiss path is tested
         # TensorRT side (a GPU machine or a Jetson); never needed for a CPU install.
         "trt": ["tensorrt>=10", "cuda-python>=12"],
         "faiss": ["faiss-cpu>=1.7"],
