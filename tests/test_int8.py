@@ -68,6 +68,8 @@ def test_flavours_are_recorded_and_follow_their_rules(int8_graphs: Dict[str, Pat
     assert all(z.dtype == np.uint8 for z in _zero_points(int8_graphs["cpu"]))
     assert check_tensorrt_compat(int8_graphs["trt"]).ok
     assert not check_tensorrt_compat(int8_graphs["cpu"]).ok  # asymmetric U8: TensorRT refuses it
+    props = {p.key: p.value for p in onnx.load(str(int8_graphs["trt"])).metadata_props}
+    assert props["edge_reid.float_rules"] == "high-res,pooled-gates" and int(props["edge_reid.float_nodes"]) > 0
 
 
 def test_int8_cosine_to_fp32_on_unseen_crops(int8_graphs: Dict[str, Path]) -> None:
@@ -90,3 +92,50 @@ def test_empty_calibration_folder(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert code == 2 and "contains no images" in err and err.count("\n") == 0
     assert not list((tmp_path / "out").glob("*.onnx"))
+
+
+def _rules_graph() -> onnx.ModelProto:
+    """stem conv (32x16 out) -> stride-8 conv (4x2) -> depthwise conv -> GAP -> 1x1 gate conv -> MatMul."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(0)
+
+    def weight(name, *shape):
+        return numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["images", "w_stem"], ["stem"], name="stem", pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["stem", "w_down"], ["down"], name="down", kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("Conv", ["down", "w_dw"], ["dw"], name="dw", group=8, pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["dw"], ["pooled"], name="gap"),
+        helper.make_node("Conv", ["pooled", "w_gate"], ["gate"], name="gate"),
+        helper.make_node("Flatten", ["gate"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "w_proj"], ["embeddings"], name="proj"),
+    ]
+    inits = [weight("w_stem", 8, 3, 3, 3), weight("w_down", 8, 8, 8, 8), weight("w_dw", 8, 1, 3, 3),
+             weight("w_gate", 8, 8, 1, 1), weight("w_proj", 8, 4)]
+    graph = helper.make_graph(nodes, "rules", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 32, 16])],
+                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_float_rules_select_their_layers() -> None:
+    from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES, float_sensitive_nodes, parse_float_rules
+
+    model = _rules_graph()
+    onnx.checker.check_model(model)
+    pick = lambda *rules: sorted(float_sensitive_nodes(model, (32, 16), rules=rules))  # noqa: E731
+    assert pick("high-res") == ["stem"]
+    assert pick("pooled-gates") == ["gate"]
+    assert pick("depthwise") == ["dw"]
+    assert pick("attention") == ["proj"]
+    assert pick(*DEFAULT_FLOAT_RULES) == ["gate", "stem"] and pick() == []
+    assert parse_float_rules("none") == () and parse_float_rules(" depthwise , attention ") == ("depthwise", "attention")
+    with pytest.raises(InvalidInputError, match="Unknown INT8 float rule 'wide'"):
+        parse_float_rules("depthwise,wide")
+
+
+def test_unknown_float_rule_is_one_sentence(capsys) -> None:
+    assert main(["build", "--int8-keep-float", "wide", "--model", "resnet50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edge-reid: error: Unknown INT8 float rule 'wide'") and "\n" not in err

@@ -26,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--calib-split", help="dataset split for INT8 calibration, e.g. synthetic:train")
     calib.add_argument("--calib-random", action="store_true", help="calibrate on random pixels (smoke tests only)")
     parser.add_argument("--calib-images", type=int, default=256, help="number of calibration crops (default 256)")
+    from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES, FLOAT_RULES
+
+    default_rules = ",".join(DEFAULT_FLOAT_RULES)
+    parser.add_argument("--int8-keep-float", default=default_rules,
+                        help=f"layer kinds INT8 keeps in float: comma list of {', '.join(FLOAT_RULES)}, or none "
+                             f"(default {default_rules})")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
@@ -43,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the build; parity failures and bad inputs become one sentence (exit 2) via the CLI."""
+    from edge_reid.deploy.int8 import parse_float_rules
     from edge_reid.deploy.pipeline import BuildConfig, parse_batch, parse_precisions, run_build
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint, model=args.model, out=args.out,
         precisions=parse_precisions(args.precisions), batch=parse_batch(args.batch),
         calib_dir=args.calib_dir, calib_split=args.calib_split, calib_random=args.calib_random,
-        calib_images=args.calib_images,
+        calib_images=args.calib_images, int8_keep_float=parse_float_rules(args.int8_keep_float),
         eval_dataset=None if str(args.eval_dataset).lower() == "none" else args.eval_dataset,
         eval_limit=args.eval_limit, backend=args.backend, threads=args.threads, opset=args.opset,
         workspace_mb=args.workspace_mb, dla_core=args.dla_core, latency_iters=args.latency_iters,

@@ -12,10 +12,11 @@ when asked explicitly, random pixels. Ranges are computed once (percentile 99.99
 and cached per activation symmetry (the percentile ranges differ between the two flavours).
 
 What is quantized: Conv, Gemm and MatMul (where TensorRT and ONNX Runtime gain from INT8),
-except the sensitive layers found by :func:`float_sensitive_nodes`: convolutions at a quarter
-of the input resolution or more (the stem and the first stage, where quantization noise enters
-every later feature) and convolutions on a pooled 1 x 1 vector (gates such as VisNet's scale
-attention). Measured on the quick-trained VisNet (64x32, synthetic crops), the TensorRT flavour's
+except the layers the float rules select (:data:`FLOAT_RULES`, ``--int8-keep-float``); by default
+convolutions at a quarter of the input resolution or more (the stem and the first stage, where
+quantization noise enters every later feature) and convolutions on a pooled 1 x 1 vector (gates
+such as VisNet's scale attention); ``depthwise`` and ``attention`` are there for MobileNet-style
+and DCS models. Measured on the quick-trained VisNet (64x32, synthetic crops), the TensorRT flavour's
 min / mean cosine to FP32 went from 0.981 / 0.989 (every supported op, MinMax) to 0.995 / 0.998.
 """
 
@@ -25,7 +26,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -161,28 +162,57 @@ FLAVOUR_SPECS: Dict[str, FlavourSpec] = {
 QUANTIZED_OP_TYPES = ("Conv", "Gemm", "MatMul")
 
 
-def float_sensitive_nodes(model: "onnx.ModelProto", input_size: Tuple[int, int], min_fraction: float = 0.25) -> List[str]:
-    """Names of the Conv nodes kept in float: output height >= ``min_fraction`` of the input's, or 1 x 1 maps
-    fed by a global pooling (a gate on a pooled vector)."""
+def _conv_group(node: "onnx.NodeProto") -> int:
+    return next((int(a.i) for a in node.attribute if a.name == "group"), 1)
+
+
+#: Kinds of layer that can be kept in float, by name: (what it selects, predicate on
+#: (node, output shape or None, input size, min_fraction)).
+FLOAT_RULES: Dict[str, Tuple[str, Callable[..., bool]]] = {
+    "high-res": ("convolutions at >= 1/4 of the input height (stem, first stage)",
+                 lambda node, shape, size, frac: node.op_type == "Conv" and bool(shape) and len(shape) == 4
+                 and shape[2] is not None and shape[2] >= frac * size[0]),
+    "pooled-gates": ("convolutions on a pooled 1 x 1 map (attention gates)",
+                     lambda node, shape, size, frac: node.op_type == "Conv" and bool(shape) and len(shape) == 4
+                     and shape[2] == 1 and shape[3] == 1),
+    "depthwise": ("grouped / depthwise convolutions (MobileNet blocks)",
+                  lambda node, shape, size, frac: node.op_type == "Conv" and _conv_group(node) > 1),
+    "attention": ("MatMul nodes (attention products)",
+                  lambda node, shape, size, frac: node.op_type == "MatMul"),
+}
+DEFAULT_FLOAT_RULES: Tuple[str, ...] = ("high-res", "pooled-gates")
+
+
+def parse_float_rules(text: str) -> Tuple[str, ...]:
+    """'high-res,depthwise' -> ('high-res', 'depthwise'); 'none' -> () (quantize every supported op)."""
+    names = tuple(v.strip() for v in str(text).split(",") if v.strip())
+    if names in ((), ("none",)):
+        return ()
+    unknown = [n for n in names if n not in FLOAT_RULES]
+    if unknown:
+        raise InvalidInputError(f"Unknown INT8 float rule {unknown[0]!r}; choose from {', '.join(FLOAT_RULES)} or none.")
+    return names
+
+
+def float_sensitive_nodes(model: "onnx.ModelProto", input_size: Tuple[int, int], min_fraction: float = 0.25,
+                          rules: Sequence[str] = DEFAULT_FLOAT_RULES) -> List[str]:
+    """Names of the nodes kept in float: those any of ``rules`` (keys of :data:`FLOAT_RULES`) selects.
+
+    The defaults keep high-resolution convolutions (output height >= ``min_fraction`` of the
+    input's) and convolutions on 1 x 1 maps fed by a global pooling (gates on a pooled vector).
+    """
     import onnx
 
+    predicates = [FLOAT_RULES[name][1] for name in parse_float_rules(",".join(rules) or "none")]
+    if not predicates:
+        return []
     inferred = onnx.shape_inference.infer_shapes(_with_static_input(model, input_size))
     shapes = {}
     for value in list(inferred.graph.value_info) + list(inferred.graph.output):
         dims = value.type.tensor_type.shape.dim
         shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    keep = []
-    for node in inferred.graph.node:
-        if node.op_type != "Conv":
-            continue
-        shape = shapes.get(node.output[0])
-        if not shape or len(shape) != 4 or shape[2] is None:
-            continue
-        high_resolution = shape[2] >= min_fraction * input_size[0]
-        pooled_gate = shape[2] == 1 and shape[3] == 1
-        if high_resolution or pooled_gate:
-            keep.append(node.name)
-    return keep
+    return [node.name for node in inferred.graph.node
+            if any(rule(node, shapes.get(node.output[0]), input_size, min_fraction) for rule in predicates)]
 
 
 def _with_static_input(model: "onnx.ModelProto", input_size: Tuple[int, int]) -> "onnx.ModelProto":
@@ -201,11 +231,11 @@ class Int8Quantizer:
     """Calibrates an FP32 graph once and writes the requested Q/DQ flavours."""
 
     def __init__(self, per_channel: bool = True, calibrate_method: str = "Percentile", batch_size: int = 16,
-                 keep_sensitive_float: bool = True) -> None:
+                 keep_float: Sequence[str] = DEFAULT_FLOAT_RULES) -> None:
         self.per_channel = per_channel
         self.calibrate_method = calibrate_method
         self.batch_size = batch_size
-        self.keep_sensitive_float = keep_sensitive_float
+        self.keep_float = parse_float_rules(",".join(keep_float) or "none")
 
     def quantize(
         self,
@@ -222,7 +252,7 @@ class Int8Quantizer:
         meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
         reader = ArrayCalibrationReader(calibration, self.batch_size)
         method = getattr(q.CalibrationMethod, self.calibrate_method)
-        excluded = float_sensitive_nodes(fp32, meta.input_size) if self.keep_sensitive_float else []
+        excluded = float_sensitive_nodes(fp32, meta.input_size, rules=self.keep_float)
         written: Dict[str, Path] = {}
         with tempfile.TemporaryDirectory(prefix="edge-reid-int8.") as tmp:
             prepared = Path(tmp) / "prepared.onnx"
@@ -257,7 +287,8 @@ class Int8Quantizer:
                 set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
                                                                 "calibration_images": str(len(calibration)),
                                                                 "calibration_method": self.calibrate_method,
-                                                                "float_nodes": str(len(excluded))})
+                                                                "float_nodes": str(len(excluded)),
+                                                                "float_rules": ",".join(self.keep_float) or "none"})
                 written[flavour] = save_onnx(model, out)
         return written
 
