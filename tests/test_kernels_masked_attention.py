@@ -23,7 +23,7 @@ FAST_CASES = [
     ("b1_n40_c200_maskBNC_transposed", 1, 40, 200, "bnc", True),
 ]
 SLOW_CASES = [
-    ("b1_n100_c2048_maskBC", 1, 100, 2048, "bc", False),
+    ("b1_n40_c2048_maskBC", 1, 40, 2048, "bc", False),
     ("b3_n300_c200_maskBNC", 3, 300, 200, "bnc", True),
     ("b3_n33_c24_maskBNC_transposed", 3, 33, 24, "bnc", True),
 ]
@@ -34,11 +34,14 @@ BWD_RTOL = 1e-4
 
 
 def _make(b: int, n: int, c: int, kind: str, noncontig: bool, seed: int = 0, dtype=torch.float32):
+    """X scaled by C^-1/4 so the logits are O(1) at every C: with unit-variance X the softmax of
+    C = 2048 is one-hot to 1e-10, its gradients vanish (|dM| ~ 1e-8) and relative errors mean nothing."""
     g = torch.Generator().manual_seed(seed)
     if noncontig:  # a transposed view: stride 1 along N, not C
         x = torch.randn(b, c, n, generator=g, dtype=dtype).transpose(1, 2)
     else:
         x = torch.randn(b, n, c, generator=g, dtype=dtype)
+    x = x * c ** -0.25
     shape = (b, c) if kind == "bc" else (b, n, c)
     mask = (torch.rand(shape, generator=g) > 0.4).to(dtype)
     grad = torch.randn(b, n, c, generator=g, dtype=dtype)
