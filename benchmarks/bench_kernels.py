@@ -13,8 +13,6 @@ CPU reference once.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import statistics
 import sys
 from pathlib import Path
@@ -22,8 +20,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from edge_reid.bench.report import write_csv, write_json
 from edge_reid.models.visnet_fusion import ScaleAttentionFusion
-from edge_reid.utils.atomic import atomic_write_json, atomic_write_text
+from kernels._triton_utils import TRITON_DTYPES
 from kernels.masked_attention import masked_channel_attention, masked_channel_attention_reference
 from kernels.masked_attention.reference import attention_flops
 
@@ -97,9 +96,6 @@ def _fwd_bwd(fn: Callable[[], torch.Tensor], inputs: List[torch.Tensor]) -> Call
         fn().float().sum().backward()
 
     return run
-
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _attention_inputs(b: int, n: int, c: int, dtype: torch.dtype):
@@ -242,19 +238,15 @@ FIELDS = ["op", "shape", "eager_ms", "compile_ms", "triton_ms", "speedup_vs_eage
 def write_rows(rows: list, out_dir: Path, extra: dict) -> None:
     """CSV and JSON with the same rows (atomic writes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_dir / "bench_kernels.csv", buf.getvalue())
-    atomic_write_json(out_dir / "bench_kernels.json", {"rows": rows, **extra})
+    write_csv(out_dir / "bench_kernels.csv", rows, FIELDS)
+    write_json(out_dir / "bench_kernels.json", {"rows": rows, **extra})
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes only")
-    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES),
+    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=list(TRITON_DTYPES),
                     help="attention input dtypes (default float32 bfloat16)")
     ap.add_argument("--per-config", action="store_true",
                     help="also time every attention autotune config alone at the first attention shape "
@@ -278,7 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     att_shapes = [(4, 512, 64), (2, 1000, 200)] if args.quick else [(64, 2048, 256), (8, 8192, 256), (16, 2048, 2048)]
     fus_shapes = [(8, (256, 128))] if args.quick else [(64, (256, 128))]
     rows: list = []
-    dtypes = [DTYPES[d] for d in args.dtype]
+    dtypes = [TRITON_DTYPES[d] for d in args.dtype]
     bench_attention(att_shapes, dtypes, rows, peaks)
     if args.per_config:
         bench_attention_configs(att_shapes[0], dtypes, rows, peaks)

@@ -12,20 +12,16 @@ and the exit status is 1. Rows go to a CSV and a JSON file (atomic writes).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-import torch
-
+from edge_reid.bench.report import write_csv, write_json
 from edge_reid.cli import run_guarded
 from edge_reid.errors import InvalidInputError
-from edge_reid.utils.atomic import atomic_write_json, atomic_write_text
+from kernels._triton_utils import TRITON_DTYPES
 from kernels.compile_check import SHAPES, BuildReport, check_kernels, parse_arch
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 FIELDS = ["kernel", "config", "dtype", "shapes", "arch", "ok", "seconds", "shared_bytes", "fits", "registers", "spill_bytes",
           "error"]
 
@@ -41,23 +37,19 @@ def _print_row(r: BuildReport) -> None:
 
 
 def write_reports(reports: List[BuildReport], out_dir: Path) -> None:
-    """CSV and JSON with the same rows."""
+    """CSV and JSON with the same rows (atomic writes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [r.as_dict() for r in reports]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_dir / "compile_kernels.csv", buf.getvalue())
-    atomic_write_json(out_dir / "compile_kernels.json", {"rows": rows})
+    write_csv(out_dir / "compile_kernels.csv", rows, FIELDS)
+    write_json(out_dir / "compile_kernels.json", {"rows": rows})
 
 
 def run(args: argparse.Namespace) -> int:
     archs = [parse_arch(a) for a in args.arch]
-    unknown = [d for d in args.dtype if d not in DTYPES]
+    unknown = [d for d in args.dtype if d not in TRITON_DTYPES]
     if unknown:
-        raise InvalidInputError(f"unknown dtype {unknown[0]!r}; choose from {', '.join(DTYPES)}")
-    reports = check_kernels(archs, [DTYPES[d] for d in args.dtype], shapes=args.shapes,
+        raise InvalidInputError(f"unknown dtype {unknown[0]!r}; choose from {', '.join(TRITON_DTYPES)}")
+    reports = check_kernels(archs, [TRITON_DTYPES[d] for d in args.dtype], shapes=args.shapes,
                             first_config_only=args.first_config, on_report=_print_row)
     write_reports(reports, Path(args.out))
     failed = [r for r in reports if not r.ok]
@@ -73,7 +65,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="compile_kernels.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", nargs="+", default=["sm90", "sm87"],
                     help="targets: sm80/sm86/sm87/sm89/sm90 or a100, orin, l4, h100, h200 ... (default sm90 sm87)")
-    ap.add_argument("--dtype", nargs="+", default=list(DTYPES), help="input dtypes (default all three)")
+    ap.add_argument("--dtype", nargs="+", default=list(TRITON_DTYPES), help="input dtypes (default all three)")
     ap.add_argument("--shapes", nargs="+", default=["spec"], choices=sorted(SHAPES),
                     help="sample sizes: spec (the benchmark shapes) and/or odd (ragged tiles); default spec")
     ap.add_argument("--first-config", action="store_true", help="only each kernel's first autotune config")

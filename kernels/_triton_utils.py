@@ -8,7 +8,7 @@ PyTorch reference. ONNX export always goes through the reference decomposition.
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Dict, List
 
 import torch
 
@@ -26,15 +26,20 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
+#: The input dtypes the kernels take, by name (float64 and the rest use the PyTorch reference).
+TRITON_DTYPES: Dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16,
+                                         "bfloat16": torch.bfloat16}
+
+
 def use_triton(*tensors: torch.Tensor) -> bool:
     """Whether these tensors go to the Triton kernels (else the PyTorch reference).
 
-    CUDA tensors use Triton when it is installed; CPU tensors only under the interpreter.
-    Never during ONNX export, which must see standard operators.
+    CUDA tensors of a :data:`TRITON_DTYPES` dtype use Triton when it is installed; CPU tensors
+    only under the interpreter. Never during ONNX export, which must see standard operators.
     """
     if not HAS_TRITON or torch.onnx.is_in_onnx_export():
         return False
-    if not tensors:
+    if not tensors or tensors[0].dtype not in TRITON_DTYPES.values():
         return False
     dev = tensors[0].device
     if dev.type == "cuda":

@@ -23,18 +23,10 @@ from kernels.masked_attention.reference import (
 )
 
 
-_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _triton_ok(x: torch.Tensor) -> bool:
-    """Triton for float32/16/bf16 where the dispatch rule allows it (float64 uses the reference)."""
-    return x.dtype in _TRITON_DTYPES and use_triton(x)
-
-
 @torch.library.custom_op("edge_reid::masked_channel_attention", mutates_args=())
 def _mca_op(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """(Y, lse): Y = softmax(scale (X*M)(X*M)^T) X, lse the logsumexp of each query row (>= float32)."""
-    if _triton_ok(x):
+    if use_triton(x):
         from kernels.masked_attention.triton_attention import mca_forward
 
         return mca_forward(x, mask, scale)
@@ -53,7 +45,7 @@ def _mca_bwd_op(
     grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor, lse: torch.Tensor, scale: float
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """(dX, dM) of masked-channel attention, recomputing the attention from the saved lse."""
-    if _triton_ok(x):
+    if use_triton(x):
         from kernels.masked_attention.triton_attention import mca_backward
 
         return mca_backward(grad_out, x, mask, out, lse, scale)

@@ -20,12 +20,6 @@ from kernels._triton_utils import use_triton
 from kernels.scale_fusion.fast import folded_affine, project_sampled, project_sampled_affine, sampling_plan
 from kernels.scale_fusion.reference import AttentionMLP, Projection
 
-_TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-
-
-def _triton_ok(t: torch.Tensor) -> bool:
-    return t.dtype in _TRITON_DTYPES and use_triton(t)
-
 
 def weighted_sum_reference(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """(sum_s w_s P_s, its spatial mean) in plain PyTorch."""
@@ -38,7 +32,7 @@ def weighted_sum_reference(maps: Sequence[torch.Tensor], weights: torch.Tensor) 
 @torch.library.custom_op("edge_reid::weighted_scale_sum", mutates_args=())
 def _wsum_op(maps: List[torch.Tensor], weights: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """(fused B x D x h x w, gap B x D) for maps P_s (B x D x h x w) and weights B x S."""
-    if _triton_ok(maps[0]) and len(maps) <= 4:
+    if use_triton(maps[0]) and len(maps) <= 4:
         from kernels.scale_fusion.triton_fusion import wsum_forward
 
         return wsum_forward(maps, weights)
@@ -56,7 +50,7 @@ def _wsum_fake(maps, weights):  # type: ignore[no-untyped-def]
 def _wsum_bwd_op(maps: List[torch.Tensor], weights: torch.Tensor, grad_fused: torch.Tensor,
                  grad_gap: torch.Tensor) -> List[torch.Tensor]:
     """[dP_1, ..., dP_S, dW]: with G = dFused + dGap / HW, dP_s = w_s G and dW_s = sum P_s G."""
-    if _triton_ok(maps[0]) and len(maps) <= 4:
+    if use_triton(maps[0]) and len(maps) <= 4:
         from kernels.scale_fusion.triton_fusion import wsum_backward
 
         dps, dw = wsum_backward(maps, weights, grad_fused, grad_gap)
@@ -102,7 +96,7 @@ def weighted_scale_sum(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> T
 def _proj_op(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, out_h: int,
              out_w: int) -> torch.Tensor:
     """resize(ReLU(scale * (weight @ x) + shift)) to out_h x out_w from the sampled positions (B x D x h x w)."""
-    if _triton_ok(x):
+    if use_triton(x):
         from kernels.scale_fusion.triton_projection import projection_forward
 
         return projection_forward(x, weight, scale, shift, (out_h, out_w))
@@ -165,7 +159,7 @@ def sampled_projection(p: Projection, x: torch.Tensor, size: Tuple[int, int]) ->
     Training-mode BN (batch statistics from the input moments, running-stat update) and CPU tensors
     without TRITON_INTERPRET=1 use the PyTorch form (fast.project_sampled), as does ONNX export.
     """
-    if p.uses_batch_stats or not _triton_ok(x) or torch.onnx.is_in_onnx_export():
+    if p.uses_batch_stats or not use_triton(x) or torch.onnx.is_in_onnx_export():
         return project_sampled(p, x, size)
     scale, shift = folded_affine(p, x)
     w = p.weight.reshape(p.weight.shape[0], -1)
