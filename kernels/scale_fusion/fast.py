@@ -99,16 +99,26 @@ def project_sampled(p: Projection, x: torch.Tensor, size: Tuple[int, int]) -> to
     return project_sampled_affine(x, p.weight.reshape(p.weight.shape[0], -1), scale, shift, size)
 
 
-def project_sampled_affine(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                           size: Tuple[int, int]) -> torch.Tensor:
-    """resize(ReLU((w * scale) x + shift)) at the sampled positions only (w: D x C, BN already folded)."""
+def sampled_preactivation(x: torch.Tensor, ws: torch.Tensor, shift: torch.Tensor,
+                          size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor, tuple]:
+    """(xs, z, plan): the input at the positions resizing to ``size`` reads, the projection
+    z = ws xs + shift there (ws: D x C, BN scale folded in), and the ``sampling_plan``."""
     in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
-    ih, iw, ah, aw = sampling_plan((in_h, in_w), size, x.device, x.dtype)
+    plan = sampling_plan((in_h, in_w), size, x.device, x.dtype)
+    ih, iw = plan[0], plan[1]
     if in_h != size[0]:
         x = x.index_select(2, ih)
     if in_w != size[1]:
         x = x.index_select(3, iw)
-    y = F.relu(F.conv2d(x, (w * scale[:, None])[:, :, None, None], shift))
+    return x, F.conv2d(x, ws[:, :, None, None], shift), plan
+
+
+def project_sampled_affine(x: torch.Tensor, w: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
+                           size: Tuple[int, int]) -> torch.Tensor:
+    """resize(ReLU((w * scale) x + shift)) at the sampled positions only (w: D x C, BN already folded)."""
+    in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
+    _, z, (_, _, ah, aw) = sampled_preactivation(x, w * scale[:, None], shift, size)
+    y = F.relu(z)
     if in_h != size[0]:
         y = torch.matmul(ah, y)  # out_h x taps_h, applied along rows
     if in_w != size[1]:

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 from kernels._triton_utils import use_triton
-from kernels.scale_fusion.fast import folded_affine, project_sampled, project_sampled_affine, sampling_plan
+from kernels.scale_fusion.fast import folded_affine, project_sampled, project_sampled_affine, sampled_preactivation
 from kernels.scale_fusion.reference import AttentionMLP, Projection
 
 
@@ -112,14 +112,8 @@ def projection_backward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tens
                         size: Tuple[int, int], grad: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """(dx, dweight, dscale, dshift) of the sampled projection, in PyTorch ops (recomputes z)."""
     in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
-    ih, iw, ah, aw = sampling_plan((in_h, in_w), size, x.device, x.dtype)
-    xs = x
-    if in_h != size[0]:
-        xs = xs.index_select(2, ih)
-    if in_w != size[1]:
-        xs = xs.index_select(3, iw)
     ws = weight * scale[:, None]
-    z = torch.nn.functional.conv2d(xs, ws[:, :, None, None], shift)
+    xs, z, (ih, iw, ah, aw) = sampled_preactivation(x, ws, shift, size)
     g = grad
     if in_h != size[0]:
         g = torch.matmul(ah.t(), g)

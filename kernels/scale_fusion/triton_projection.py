@@ -157,7 +157,7 @@ def projection_forward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tenso
     x: B x C_in x H x W (any strides, H and W integer multiples of ``size``); weight: C_out x C_in;
     scale, shift: C_out. Returns B x C_out x size[0] x size[1], contiguous, in x's dtype.
     """
-    from kernels.scale_fusion.fast import sampling_plan  # noqa: F401  (same validation as the PyTorch form)
+    from kernels.scale_fusion.fast import sampling_plan  # the same validation as the PyTorch form
 
     bsz, c_in, h, w_ = (int(s) for s in x.shape)
     h4, w4 = int(size[0]), int(size[1])
