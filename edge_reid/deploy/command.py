@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES, FLOAT_RULES
 
     default_rules = ",".join(DEFAULT_FLOAT_RULES)
+    kinds = "; ".join(f"{name}: {what}" for name, (what, _) in FLOAT_RULES.items())
     parser.add_argument("--int8-keep-float", default=default_rules,
-                        help=f"layer kinds INT8 keeps in float: comma list of {', '.join(FLOAT_RULES)}, or none "
-                             f"(default {default_rules})")
+                        help=f"layer kinds INT8 keeps in float, a comma list ({kinds}) or none (default {default_rules})")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")

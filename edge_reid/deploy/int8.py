@@ -183,15 +183,19 @@ FLOAT_RULES: Dict[str, Tuple[str, Callable[..., bool]]] = {
 DEFAULT_FLOAT_RULES: Tuple[str, ...] = ("high-res", "pooled-gates")
 
 
-def parse_float_rules(text: str) -> Tuple[str, ...]:
-    """'high-res,depthwise' -> ('high-res', 'depthwise'); 'none' -> () (quantize every supported op)."""
-    names = tuple(v.strip() for v in str(text).split(",") if v.strip())
-    if names in ((), ("none",)):
-        return ()
+def check_float_rules(names: Iterable[str]) -> Tuple[str, ...]:
+    """``names`` as a tuple, each a key of :data:`FLOAT_RULES` (else one clear error)."""
+    names = tuple(names)
     unknown = [n for n in names if n not in FLOAT_RULES]
     if unknown:
         raise InvalidInputError(f"Unknown INT8 float rule {unknown[0]!r}; choose from {', '.join(FLOAT_RULES)} or none.")
     return names
+
+
+def parse_float_rules(text: str) -> Tuple[str, ...]:
+    """'high-res,depthwise' -> ('high-res', 'depthwise'); 'none' -> () (quantize every supported op)."""
+    names = tuple(v.strip() for v in str(text).split(",") if v.strip())
+    return () if names in ((), ("none",)) else check_float_rules(names)
 
 
 def float_sensitive_nodes(model: "onnx.ModelProto", input_size: Tuple[int, int], min_fraction: float = 0.25,
@@ -203,7 +207,7 @@ def float_sensitive_nodes(model: "onnx.ModelProto", input_size: Tuple[int, int],
     """
     import onnx
 
-    predicates = [FLOAT_RULES[name][1] for name in parse_float_rules(",".join(rules) or "none")]
+    predicates = [FLOAT_RULES[name][1] for name in check_float_rules(rules)]
     if not predicates:
         return []
     inferred = onnx.shape_inference.infer_shapes(_with_static_input(model, input_size))
@@ -235,7 +239,7 @@ class Int8Quantizer:
         self.per_channel = per_channel
         self.calibrate_method = calibrate_method
         self.batch_size = batch_size
-        self.keep_float = parse_float_rules(",".join(keep_float) or "none")
+        self.keep_float = check_float_rules(keep_float)
 
     def quantize(
         self,

@@ -94,7 +94,7 @@ def default_checkpoint(say: Callable[[str], None] = print) -> Path:
 
     # the training run stays in the cache (not in cwd), one folder per process so that two first
     # builds at once do not train into the same folder; the copy lands atomically
-    run_dir = cached.parent.parent / "runs" / f"{cached.stem}-{os.getpid()}"
+    run_dir = cache_dir() / "runs" / f"{cached.stem}-{os.getpid()}"
     result = train(str(_quick_config_path()), (f"output.dir={run_dir}",))
     with atomic_path(cached) as tmp:
         shutil.copyfile(result.checkpoint, tmp)
