@@ -1,19 +1,16 @@
 """benchmarks/bench_kernels.py: the multiply-add line everywhere, the GPU table where there is one."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from scripts import load_script
+
 
 def _script():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
-    spec = importlib.util.spec_from_file_location("bench_kernels_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench_kernels.py")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the GPU-less path")

@@ -5,14 +5,13 @@ shared memory over the device limit) shows up here: every kernel is compiled dow
 sm_90 (H100/H200) and sm_87 (Jetson Orin) with the launch arguments the real wrappers pass.
 """
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from edge_reid.errors import InvalidInputError
 from kernels._triton_utils import HAS_TRITON, interpreting
+from scripts import load_script
 
 pytestmark = pytest.mark.skipif(not HAS_TRITON or interpreting(),
                                 reason="needs Triton, outside its interpreter")
@@ -72,11 +71,7 @@ def test_every_kernel_compiles_for_the_gpu(arch: int, dtype: torch.dtype, shapes
 
 
 def test_script_rejects_an_unknown_arch_in_one_sentence(capsys) -> None:
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "compile_kernels.py"
-    spec = importlib.util.spec_from_file_location("compile_kernels_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main(["--arch", "sm12"]) == 2
+    assert load_script("benchmarks/compile_kernels.py").main(["--arch", "sm12"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("compile_kernels.py: error: unknown GPU architecture") and "\n" not in err
 
