@@ -115,8 +115,8 @@ class Gallery:
         self.identities: Dict[int, Identity] = {}
         self._vectors = np.zeros((0, meta.embedding_dim), np.float32)
         self._owners = np.zeros((0,), np.int64)
-        self._index: Optional[VectorIndex] = None
-        self._centroids: Optional[Tuple[np.ndarray, np.ndarray]] = None
+        # (index over the rows searched, the identity owning each row), rebuilt after any change
+        self._search: Optional[Tuple[VectorIndex, np.ndarray]] = None
         self.next_id = 1
 
     # ------------------------------------------------------------------ content
@@ -147,13 +147,12 @@ class Gallery:
             raise KeyError(identity_id)
         keep = self._owners != identity_id
         self._vectors, self._owners = self._vectors[keep], self._owners[keep]
-        self._index, self._centroids = None, None
         self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
 
     def _append(self, identity_id: int, vectors: np.ndarray) -> None:
         self._vectors = np.concatenate([self._vectors, vectors], axis=0)
         self._owners = np.concatenate([self._owners, np.full(len(vectors), identity_id, np.int64)])
-        self._index, self._centroids = None, None
+        self._search = None
 
     # ------------------------------------------------------------------ search
 
@@ -163,25 +162,25 @@ class Gallery:
         q = _normalise(np.atleast_2d(queries), self.meta.embedding_dim)
         if len(ids) == 0:
             return ids, np.zeros((len(q), 0), np.float32)
-        if self._index is None:
-            self._index = VectorIndex(self._search_rows()[0], self.use_faiss)
-        per_row = self._index.scores(q)
-        owners = self._search_rows()[1]
+        index, owners = self._searcher()
+        per_row = index.scores(q)
         out = np.full((len(q), len(ids)), -1.0, np.float32)
         column = np.searchsorted(ids, owners)
         np.maximum.at(out.T, column, per_row.T)
         return ids, out
 
-    def _search_rows(self) -> Tuple[np.ndarray, np.ndarray]:
-        """(rows searched, their owners): every embedding ("best") or one centroid per identity."""
-        if self.scoring == "best" or len(self._owners) == 0:
-            return self._vectors, self._owners
-        if self._centroids is None:
-            ids = np.unique(self._owners)
-            sums = np.zeros((len(ids), self._vectors.shape[1]), np.float64)
-            np.add.at(sums, np.searchsorted(ids, self._owners), self._vectors.astype(np.float64))
-            self._centroids = (_normalise(sums.astype(np.float32), self.meta.embedding_dim), ids)
-        return self._centroids
+    def _searcher(self) -> Tuple[VectorIndex, np.ndarray]:
+        """(index, owner of each indexed row) over every embedding ("best") or one normalised
+        centroid per identity ("centroid"); built on first use after a change."""
+        if self._search is None:
+            rows, owners = self._vectors, self._owners
+            if self.scoring == "centroid" and len(owners):
+                owners = np.unique(self._owners)
+                sums = np.zeros((len(owners), self._vectors.shape[1]), np.float64)
+                np.add.at(sums, np.searchsorted(owners, self._owners), self._vectors.astype(np.float64))
+                rows = _normalise(sums.astype(np.float32), self.meta.embedding_dim)
+            self._search = (VectorIndex(rows, self.use_faiss), owners)
+        return self._search
 
     def match(self, query: np.ndarray, exclude: Sequence[int] = ()) -> Tuple[Optional[int], float]:
         """(best identity id or None when below the threshold, its cosine) for one embedding."""
@@ -197,9 +196,7 @@ class Gallery:
 
     @property
     def search_backend(self) -> str:
-        if self._index is None:
-            self._index = VectorIndex(self._search_rows()[0], self.use_faiss)
-        return self._index.backend
+        return self._searcher()[0].backend
 
     # ------------------------------------------------------------------ enrolment
 
@@ -274,7 +271,6 @@ class Gallery:
                       scoring)
         gallery.identities = {int(i["id"]): Identity(**i) for i in info.get("identities", [])}
         gallery._vectors, gallery._owners = vectors.reshape(-1, meta.embedding_dim), owners
-        gallery._index, gallery._centroids = None, None
         gallery.next_id = int(info.get("next_id", max(gallery.identities, default=0) + 1))
         return gallery
 
