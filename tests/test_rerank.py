@@ -27,12 +27,57 @@ def _clustered(seed: int, ids: int = 12, per_id: int = 6, dim: int = 16, noise: 
     return qf, gf, q_pids, g_pids, q_cams, g_cams
 
 
-def test_shape_dtype_and_lambda_one_is_the_original() -> None:
+def test_shape_dtype_and_lambda_one_is_the_row_max_normalised_original() -> None:
     qf, gf, *_ = _clustered(0)
     qg = _sq_dist(qf, gf)
     out = re_ranking(qg, _sq_dist(qf, qf), _sq_dist(gf, gf), k1=6, k2=3, lambda_value=1.0)
     assert out.shape == qg.shape and out.dtype == np.float32
-    np.testing.assert_allclose(out, qg, rtol=1e-5)
+    # each query row divided by the maximum of its full (query + gallery) row
+    row_max = np.maximum(qg.max(axis=1), _sq_dist(qf, qf).max(axis=1))[:, None]
+    np.testing.assert_allclose(out, qg / row_max, rtol=1e-5)
+
+
+def _spec_reranking(feats_q: np.ndarray, feats_g: np.ndarray, k1: int, k2: int, lam: float) -> np.ndarray:
+    """The evaluation spec's re-ranking written out plainly (dense, loops, sets), independent of rerank.py."""
+    feats = np.concatenate([feats_q, feats_g]).astype(np.float64)
+    n, nq = feats.shape[0], feats_q.shape[0]
+    dist = _sq_dist(feats, feats)
+    dist = dist / dist.max(axis=1, keepdims=True)  # row-max normalised, used everywhere below
+    order = np.argsort(dist, axis=1, kind="stable")
+
+    def k_reciprocal(i: int, k: int) -> set:
+        return {int(j) for j in order[i, : k + 1] if i in set(order[j, : k + 1].tolist())}
+
+    vectors = np.zeros((n, n))
+    for i in range(n):
+        base = k_reciprocal(i, k1)
+        expanded = set(base)
+        for c in base:
+            cand = k_reciprocal(c, int(round(k1 / 2)))
+            if len(cand & base) > 2.0 / 3.0 * len(cand):
+                expanded |= cand
+        idx = sorted(expanded)
+        w = np.exp(-dist[i, idx])
+        vectors[i, idx] = w / w.sum()
+    vectors = np.stack([vectors[order[i, :k2]].mean(axis=0) for i in range(n)])
+    jaccard = np.zeros((nq, n))
+    for i in range(nq):
+        jaccard[i] = 1.0 - np.minimum(vectors[i], vectors).sum(1) / np.maximum(vectors[i], vectors).sum(1)
+    final = (1.0 - lam) * jaccard + lam * dist[:nq]
+    return final[:, nq:]
+
+
+@pytest.mark.parametrize("unit_norm", [True, False])
+def test_matches_an_independent_implementation_of_the_spec(unit_norm: bool) -> None:
+    # raw features: distances >> 1, where using the un-normalised distance in the mix swamps the Jaccard term
+    qf, gf, *_ = _clustered(5, ids=8, per_id=5, noise=0.5)
+    qf, gf = qf * 3.0, gf * 3.0
+    if unit_norm:
+        qf = qf / np.linalg.norm(qf, axis=1, keepdims=True)
+        gf = gf / np.linalg.norm(gf, axis=1, keepdims=True)
+    got = re_ranking(_sq_dist(qf, gf), _sq_dist(qf, qf), _sq_dist(gf, gf), k1=6, k2=3, lambda_value=0.3)
+    want = _spec_reranking(qf, gf, k1=6, k2=3, lam=0.3)
+    np.testing.assert_allclose(got, want, atol=2e-5)
 
 
 def test_jaccard_part_is_a_symmetric_distance_in_unit_range() -> None:

@@ -5,7 +5,9 @@ For every probe p the k-reciprocal set R*(p, k1) (k-reciprocal neighbours, expan
 k1/2-reciprocal sets of its members that overlap it by more than 2/3) is encoded as a
 vector V_p with Gaussian-kernel weights exp(-d); local query expansion averages V over the
 k2 nearest neighbours; the Jaccard distance of two vectors is 1 - sum(min) / sum(max).
-The result is ``(1 - lambda) * Jaccard + lambda * original`` (the original distances as given).
+As in the reference formulation (the evaluation spec), the (Q+G) x (Q+G) distance matrix is
+divided row by row by its maximum, and that normalised matrix is used both for the neighbour
+sets and in the result ``(1 - lambda) * Jaccard + lambda * original_normalised``.
 Memory is O((Q + G)^2): fine for Market-1501 on a workstation, meant for offline evaluation.
 """
 
@@ -87,7 +89,7 @@ def re_ranking(
     k2: int = 6,
     lambda_value: float = 0.3,
 ) -> np.ndarray:
-    """Re-ranked query x gallery distances (float32) from squared Euclidean distances."""
+    """Re-ranked query x gallery distances (float32) from squared Euclidean distances (spec formulation)."""
     q_g = np.asarray(q_g_dist, dtype=np.float32)
     q_q = np.asarray(q_q_dist, dtype=np.float32)
     g_g = np.asarray(g_g_dist, dtype=np.float32)
@@ -99,8 +101,8 @@ def re_ranking(
 
     normed = np.block([[q_q, q_g], [q_g.T, g_g]])
     np.maximum(normed, 0.0, out=normed)
-    # scale each row by its maximum: the kernel weights exp(-d) then do not vanish for large
-    # distances; the order of each row (all the neighbour sets use) is unchanged
+    # scale each row by its maximum (the reference formulation): the kernel weights exp(-d) then
+    # do not vanish for large distances, and the final mix uses the same normalised distances
     scale = normed.max(axis=1, keepdims=True)
     normed /= np.where(scale > 0, scale, 1.0)
     ranks = _nearest(normed, k1 + 1)
@@ -111,7 +113,8 @@ def re_ranking(
     if k2 > 1:
         v = _expand(v, ranks[:, :k2])
     jaccard = _jaccard_rows(v, num_q)[:, num_q:]
-    return ((1.0 - lambda_value) * jaccard + lambda_value * q_g).astype(np.float32)
+    original = normed[:num_q, num_q:]
+    return ((1.0 - lambda_value) * jaccard + lambda_value * original).astype(np.float32)
 
 
 def _self_first(ranks: np.ndarray, dist: np.ndarray) -> np.ndarray:
