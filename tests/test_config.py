@@ -131,6 +131,40 @@ def test_cli_prints_one_sentence_and_exits_2(tmp_path: Path, capsys: pytest.Capt
     assert "'train.nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("override, phrase", [
+    ("optim.lr=nan", "finite"), ("optim.lr=.inf", "finite"), ("optim.lr=-.inf", "finite"),
+    ("optim.lr=0", "positive"), ("optim.lr=-1e-3", "positive"), ("train.grad_clip=nan", "finite"),
+    ("optim.weight_decay=-1", "negative"),
+])
+def test_non_finite_or_non_positive_numbers_are_refused_at_config_time(
+        tmp_path: Path, capsys: pytest.CaptureFixture, override: str, phrase: str) -> None:
+    path = _write(tmp_path / "c.yaml", {"train": {"epochs": 1}})
+    key = override.split("=")[0]
+    with pytest.raises(InvalidInputError, match=phrase):
+        load_config(path, [override])
+    assert main(["train", "--config", str(path), "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edge-reid: error:") and f"'{key}'" in err and len(err.splitlines()) == 1
+
+
+def test_non_utf8_config_is_one_sentence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\ntrain:\n  epochs: 1\n".encode("latin-1"))
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not UTF-8" in err and str(path) in err and len(err.splitlines()) == 1
+
+
+def test_duplicate_yaml_keys_are_refused_naming_the_key_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  epochs: 3\n  seed: 1\n  epochs: 5\n")
+    with pytest.raises(InvalidInputError, match=r"'epochs' is given twice \(lines 2 and 4\)"):
+        load_config(path)
+    path.write_text("train:\n  epochs: 3\ntrain:\n  seed: 1\n")  # a whole section twice
+    with pytest.raises(InvalidInputError, match="'train' is given twice"):
+        load_config(path)
+
+
 def test_resume_of_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "last.pth"
     bad.write_bytes(b"PK\x03\x04 definitely not a checkpoint")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -139,12 +140,44 @@ def load_config(source: ConfigSource, overrides: Iterable[str] = ()) -> Config:
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: Dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        try:
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' is given twice (lines {seen[key]} and {line})", key_node.start_mark)
+        except TypeError:  # an unhashable key: the default constructor reports it
+            continue
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
 def read_yaml(path: Path) -> Config:
-    """Read one YAML mapping; a missing or malformed file is a clear error naming it."""
+    """Read one YAML mapping; a missing, non-UTF-8 or malformed file (duplicate keys included) is a clear error."""
     if not path.is_file():
         raise InvalidInputError(f"Config file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"Config file {path} is not UTF-8 text (undecodable byte at offset {exc.start}).") from None
+    except OSError as exc:
+        raise InvalidInputError(f"Config file {path} cannot be read ({exc.strerror or exc}).") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.constructor.ConstructorError as exc:
+        where = exc.problem_mark
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise InvalidInputError(f"Config file {path} is not valid YAML{line}: {exc.problem}.") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
@@ -233,7 +266,11 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if any(v <= 0 for v in cfg["data"]["input_size"]):
         raise InvalidInputError("Config key 'data.input_size' must be two positive integers (height, width).")
     if cfg["optim"]["lr"] <= 0:
-        raise InvalidInputError("Config key 'optim.lr' must be positive.")
+        raise InvalidInputError(f"Config key 'optim.lr' must be a positive number, got {cfg['optim']['lr']!r}.")
+    for dotted in ("optim.weight_decay", "optim.momentum", "schedule.warmup_factor", "schedule.gamma",
+                   "schedule.min_lr_factor"):
+        if _get(cfg, dotted) < 0:
+            raise InvalidInputError(f"Config key '{dotted}' must not be negative, got {_get(cfg, dotted)}.")
 
 
 def _validate_node(node: Any, schema: Mapping[str, Any], prefix: str) -> None:
@@ -265,6 +302,8 @@ def _check_value(value: Any, spec: Field, dotted: str) -> Any:
             pass
     if float in spec.types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInputError(f"Config key '{dotted}' must be a finite number, got {value!r}.")
     ok = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in spec.types)
     if not ok:
         wanted = " or ".join(_type_name(t) for t in spec.types) + (" or null" if spec.optional else "")
