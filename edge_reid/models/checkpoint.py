@@ -11,7 +11,7 @@ dicts (no numpy arrays, no pickled objects)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -67,14 +67,43 @@ def load_model_from_checkpoint(path: Union[str, Path]) -> Tuple[torch.nn.Module,
     options = dict(meta.model_options)
     options.setdefault("input_size", tuple(meta.input_size))
     model = build_model(meta.model, num_classes=meta.num_ids, **options)
-    missing, unexpected = model.load_state_dict(payload["model"], strict=False)
-    if missing or unexpected:
-        raise InvalidInputError(
-            f"Checkpoint {path} does not match model '{meta.model}': "
-            f"missing keys {sorted(missing)[:5]}, unexpected keys {sorted(unexpected)[:5]}."
-        )
+    check_state_matches(model, payload["model"], f"Checkpoint {path}", f"model '{meta.model}' ({meta.num_ids} ids)")
+    model.load_state_dict(payload["model"], strict=True)
     model.eval()
     return model, meta, payload
+
+
+def check_state_matches(model: torch.nn.Module, state: Any, source: str, target: str) -> None:
+    """Raise one sentence naming the missing, unexpected or wrongly shaped tensors of ``state``.
+
+    ``source`` / ``target`` name the two sides, e.g. ``"Checkpoint runs/x/last.pth"`` and
+    ``"model 'resnet50' (751 ids)"``. Nothing is loaded; a match returns silently.
+    """
+    if not isinstance(state, Mapping):
+        raise InvalidInputError(f"{source} holds no weight dictionary for {target}.")
+    own = _unwrap(model).state_dict()
+    problems: List[str] = []
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shaped = [
+        f"{k} is {_shape(state[k])} in the file but {tuple(own[k].shape)} in the model"
+        for k in own
+        if k in state and (not torch.is_tensor(state[k]) or tuple(state[k].shape) != tuple(own[k].shape))
+    ]
+    if shaped:
+        problems.append(f"{len(shaped)} tensor(s) differ in shape ({'; '.join(shaped[:3])}" +
+                        (f"; and {len(shaped) - 3} more)" if len(shaped) > 3 else ")"))
+    if missing:
+        problems.append(f"{len(missing)} missing ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({', '.join(unexpected[:3])}"
+                        f"{', ...' if len(unexpected) > 3 else ''})")
+    if problems:
+        raise InvalidInputError(f"{source} does not fit {target}: " + ", ".join(problems) + ".")
+
+
+def _shape(value: Any) -> str:
+    return str(tuple(value.shape)) if torch.is_tensor(value) else f"a {type(value).__name__}, not a tensor,"
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
