@@ -109,9 +109,6 @@ def _train(cfg: Dict[str, Any], payload: Optional[Mapping[str, Any]], device: to
         torch.set_num_threads(tcfg["threads"])
     set_deterministic(tcfg["deterministic"])
     run_dir = Path(distributed.broadcast_object(str(_run_dir(cfg, payload))))
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
 
     dataset, loader = build_data(cfg, dist, verbose=verbose)
     seed_everything(tcfg["seed"])
@@ -140,6 +137,9 @@ def _train(cfg: Dict[str, Any], payload: Optional[Mapping[str, Any]], device: to
                           f"batch {trainer.state.batch} of {trainer.iters_per_epoch}.")
     elif dist.is_main and verbose:
         trainer.print(f"Run folder: {run_dir}")
+    if dist.is_main:  # only once everything (a resumed checkpoint included) was validated
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
     state = trainer.train()
 
     chance = chance_rank1(dataset)

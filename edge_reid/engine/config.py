@@ -89,7 +89,8 @@ SCHEMA: Dict[str, Any] = {
         "eval_at_start": _f(False, bool),
         "checkpoint_every": _f(1, int),
         "checkpoint_iters": _f(0, int),  # 0: only at epoch ends
-        "max_nonfinite": _f(10, int),
+        "max_nonfinite": _f(10, int),  # bad steps (NaN/inf/diverged loss or gradients) in a row that stop a run
+        "divergence_factor": _f(100.0, float),  # a loss above this x the first step's (floored at 1) is bad; 0: off
         "log_every": _f(20, int),
         "device": _f("auto", str),
         "deterministic": _f(True, bool),
@@ -267,7 +268,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise InvalidInputError("Config key 'data.input_size' must be two positive integers (height, width).")
     if cfg["optim"]["lr"] <= 0:
         raise InvalidInputError(f"Config key 'optim.lr' must be a positive number, got {cfg['optim']['lr']!r}.")
-    for dotted in ("optim.weight_decay", "optim.momentum", "schedule.warmup_factor", "schedule.gamma",
+    for dotted in ("train.divergence_factor", "optim.weight_decay", "optim.momentum", "schedule.warmup_factor", "schedule.gamma",
                    "schedule.min_lr_factor"):
         if _get(cfg, dotted) < 0:
             raise InvalidInputError(f"Config key '{dotted}' must not be negative, got {_get(cfg, dotted)}.")

@@ -129,6 +129,7 @@ class CheckpointHook(Hook):
 
     def _save(self, trainer: "Trainer", name: str) -> Path:
         path = trainer.run_dir / name
+        trainer.check_finite_weights(str(path))
         save_training_checkpoint(path, trainer.module, trainer.meta, trainer.training_state())
         return path
 

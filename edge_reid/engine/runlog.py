@@ -43,8 +43,7 @@ class RunLog:
         self.enabled = enabled
         self.rows: List[Row] = []
         self._tb: Any = None
-        if enabled and tensorboard:
-            self._tb = _open_tensorboard(self.run_dir / "tensorboard")
+        self._tensorboard = enabled and tensorboard  # opened at the first row: nothing is written before
 
     def restore(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Continue the history of a resumed run (rows from its checkpoint)."""
@@ -57,6 +56,9 @@ class RunLog:
         if not self.enabled:
             return
         self.write()
+        if self._tensorboard and self._tb is None:
+            self._tb = _open_tensorboard(self.run_dir / "tensorboard")
+            self._tensorboard = self._tb is not None
         if self._tb is not None:
             step = int(row.get("epoch", len(self.rows)))
             for key, value in row.items():

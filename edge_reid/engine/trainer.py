@@ -27,16 +27,14 @@ from tqdm import tqdm
 
 from edge_reid.engine import distributed
 from edge_reid.engine.distributed import DistInfo
+from edge_reid.engine.guard import NonFiniteLossError, all_finite, loss_problem, nonfinite_weights
 from edge_reid.engine.hooks import Hook
 from edge_reid.engine.optim import EpochSchedule
 from edge_reid.engine.rng import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
 from edge_reid.engine.runlog import RunLog
 from edge_reid.errors import EdgeReidError
 from edge_reid.metadata import ModelMeta
-
-
-class NonFiniteLossError(EdgeReidError):
-    """The loss was NaN or infinite in too many steps in a row."""
+from edge_reid.models.checkpoint import check_state_matches
 
 
 @dataclass
@@ -49,6 +47,7 @@ class TrainState:
     lr: float = 0.0
     nonfinite_streak: int = 0
     nonfinite_total: int = 0
+    loss_baseline: float = 0.0  # the first finite step loss (the divergence test's reference)
     best_map: float = -1.0
     best_epoch: int = -1
     metrics: Dict[str, float] = field(default_factory=dict)
@@ -96,6 +95,7 @@ class Trainer:
         self.schedule = EpochSchedule(cfg["schedule"], self.epochs)
         self.grad_clip: Optional[float] = tcfg["grad_clip"]
         self.max_nonfinite = int(tcfg["max_nonfinite"])
+        self.divergence_factor = float(tcfg["divergence_factor"])
         self.log_every = max(1, int(tcfg["log_every"]))
         self.iters_per_epoch = self._epoch_length(loader, int(tcfg["iters_per_epoch"]))
         self.amp_dtype = self._amp_dtype(tcfg["amp"], device)
@@ -158,6 +158,12 @@ class Trainer:
 
     def load_training_state(self, payload: Mapping[str, Any]) -> None:
         """Continue from a checkpoint written by :meth:`training_state` (weights included)."""
+        saved_model = dict(payload.get("meta") or {}).get("model")
+        if saved_model is not None and saved_model != self.meta.model:
+            raise EdgeReidError(f"Checkpoint {payload.get('_path', '')} holds model '{saved_model}' but this config "
+                                f"builds '{self.meta.model}'; resume with the run's own config.")
+        check_state_matches(self.module, payload.get("model"), f"Checkpoint {payload.get('_path', '')}".rstrip(),
+                            f"model '{self.meta.model}' ({self.meta.num_ids} ids) of this config")
         self.module.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         if payload.get("composer") and hasattr(self.composer, "load_state_dict"):
@@ -247,8 +253,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def step(self, batch: Sequence[Any]) -> Optional[Any]:
-        """Forward, loss, backward, clip, update. A non-finite loss skips the step (no update,
-        BatchNorm statistics restored) and stops training after ``max_nonfinite`` in a row."""
+        """Forward, loss, backward, clip, update. A bad step (see :mod:`~edge_reid.engine.guard`) is
+        skipped (no update, BatchNorm statistics restored); ``max_nonfinite`` in a row stop training,
+        and so does an update that leaves a weight NaN or infinite."""
         images = batch[0].to(self.device, non_blocking=True)
         targets = batch[1].to(self.device, non_blocking=True)
         buffers = [b for b in self.module.buffers() if b.is_floating_point() or b.dtype == torch.long]
@@ -259,36 +266,59 @@ class Trainer:
             outputs = self.model(images)
             result = self.composer(outputs, targets)
         total = result.total.float()
-        bad = 0.0 if bool(torch.isfinite(total)) else 1.0
-        if distributed.all_reduce_sum(bad, self.device) > 0:  # every rank skips together
-            with torch.no_grad():
-                for buf, old in zip(buffers, saved):
-                    buf.copy_(old)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.state.nonfinite_streak += 1
-            self.state.nonfinite_total += 1
-            if self.state.nonfinite_streak >= max(1, self.max_nonfinite):
-                raise NonFiniteLossError(
-                    f"Training stopped: the loss was NaN or infinite in {self.state.nonfinite_streak} steps in a row "
-                    f"(epoch {self.state.epoch + 1}, batch {self.state.batch + 1}, limit train.max_nonfinite="
-                    f"{self.max_nonfinite}); lower optim.lr, set train.grad_clip or check the data."
-                )
-            self.print(f"warning: non-finite loss at epoch {self.state.epoch + 1}, batch {self.state.batch + 1}; "
-                       f"step skipped ({self.state.nonfinite_streak} in a row).")
-            return None
+        problem = loss_problem(float(total.detach()), self.state.loss_baseline, self.divergence_factor)
         self.optimizer.zero_grad(set_to_none=True)
+        if problem is None:
+            if self.scaler is not None:
+                self.scaler.scale(total).backward()
+                self.scaler.unscale_(self.optimizer)
+            else:
+                total.backward()
+                if not all_finite(p.grad for p in self.module.parameters()):
+                    problem = "finite, but its gradients NaN or infinite"
+        if distributed.all_reduce_sum(0.0 if problem is None else 1.0, self.device) > 0:  # all ranks skip together
+            return self._skip(buffers, saved, problem or "bad on another rank")
+        self._clip()
         if self.scaler is not None:
-            self.scaler.scale(total).backward()
-            self.scaler.unscale_(self.optimizer)
-            self._clip()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            total.backward()
-            self._clip()
             self.optimizer.step()
+        broken = nonfinite_weights(self.module)
+        if broken:
+            raise NonFiniteLossError(
+                f"Training stopped: the update at epoch {self.state.epoch + 1}, batch {self.state.batch + 1} made "
+                f"{len(broken)} weight tensor(s) NaN or infinite (first: {broken[0]}; optim.lr={self.base_lr:g}); "
+                f"nothing was saved from them, lower optim.lr or set train.grad_clip."
+            )
+        if self.state.loss_baseline <= 0.0:
+            self.state.loss_baseline = float(total.detach())
         self.state.nonfinite_streak = 0
         return result
+
+    def _skip(self, buffers: List[torch.Tensor], saved: List[torch.Tensor], problem: str) -> None:
+        """Undo a bad step (BatchNorm statistics, gradients), count it, stop after too many in a row."""
+        with torch.no_grad():
+            for buf, old in zip(buffers, saved):
+                buf.copy_(old)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.nonfinite_streak += 1
+        self.state.nonfinite_total += 1
+        where = f"epoch {self.state.epoch + 1}, batch {self.state.batch + 1}"
+        if self.state.nonfinite_streak >= max(1, self.max_nonfinite):
+            raise NonFiniteLossError(
+                f"Training stopped: the loss was {problem} in {self.state.nonfinite_streak} steps in a row ({where}, "
+                f"limit train.max_nonfinite={self.max_nonfinite}); lower optim.lr, set train.grad_clip or check the data."
+            )
+        self.print(f"warning: the loss was {problem} at {where}; step skipped ({self.state.nonfinite_streak} in a row).")
+        return None
+
+    def check_finite_weights(self, what: str) -> None:
+        """Raise instead of writing ``what`` (a checkpoint) from weights that hold NaN or infinity."""
+        broken = nonfinite_weights(self.module)
+        if broken:
+            raise NonFiniteLossError(f"Refusing to write {what}: {len(broken)} weight tensor(s) are NaN or infinite "
+                                     f"(first: {broken[0]}); the previous checkpoint is kept.")
 
     def _clip(self) -> None:
         if self.grad_clip is not None and self.grad_clip > 0:
