@@ -117,3 +117,25 @@ def test_rejected_resume_leaves_the_run_folder_untouched(
     assert after["config.yaml"] == before["config.yaml"], "the rejected resume overwrote config.yaml"
     assert after == before
     assert sorted(os.listdir(out)) == sorted(before)
+
+
+def test_stale_temporaries_of_a_killed_run_are_removed_on_resume(tiny_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train(config(tiny_root, out, {"name": "adam", "lr": 3.5e-4}, epochs=1), verbose=False)
+    # what a kill during torch.save / a log rewrite leaves behind (atomic_write's temporary names)
+    stale = [out / ".last.pth.k3x9_q.tmp", out / ".best.pth.a1b2c3.tmp", out / ".log.jsonl.zz.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    keep = out / ".notes.txt.tmp"  # not one of the engine's files: left alone
+    keep.write_bytes(b"mine")
+    train(None, overrides=["train.epochs=2"], resume=out, verbose=False)
+    assert not any(p.exists() for p in stale)
+    assert keep.read_bytes() == b"mine"
+    assert torch.load(out / "last.pth", weights_only=True)["epoch"] == 2
+
+
+def test_iters_per_epoch_beyond_one_sampler_pass_is_refused(tiny_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "capped"
+    with pytest.raises(EdgeReidError, match=r"'train.iters_per_epoch' is 1000 .* at most \d+"):
+        train(config(tiny_root, out, {"name": "adam", "lr": 3.5e-4}, iters_per_epoch=1000), verbose=False)
+    assert not out.exists()

@@ -18,7 +18,7 @@ import torch
 from edge_reid.engine import distributed
 from edge_reid.engine.builders import (build_composer, build_data, build_evaluate, build_model_from_config,
                                        chance_rank1)
-from edge_reid.engine.checkpointing import BEST, LAST, load_training_checkpoint
+from edge_reid.engine.checkpointing import BEST, LAST, load_training_checkpoint, remove_stale_temporaries
 from edge_reid.engine.config import load_config, save_config
 from edge_reid.engine.hooks import default_hooks
 from edge_reid.engine.optim import build_optimizer
@@ -138,6 +138,9 @@ def _train(cfg: Dict[str, Any], payload: Optional[Mapping[str, Any]], device: to
     elif dist.is_main and verbose:
         trainer.print(f"Run folder: {run_dir}")
     if dist.is_main:  # only once everything (a resumed checkpoint included) was validated
+        stale = remove_stale_temporaries(run_dir)
+        if stale and verbose:
+            trainer.print(f"Removed {len(stale)} temporary file(s) an interrupted run left in {run_dir}.")
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     state = trainer.train()

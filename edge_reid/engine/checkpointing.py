@@ -9,7 +9,7 @@ number, string, list or dict, so the file loads with ``torch.load(weights_only=T
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, List, Mapping, Union
 
 import torch
 
@@ -26,6 +26,24 @@ def save_training_checkpoint(path: Union[str, Path], model: torch.nn.Module, met
                              state: Mapping[str, Any]) -> Path:
     """Write a checkpoint with the training ``state`` (atomically, like every checkpoint)."""
     return save_checkpoint(path, model, meta, extra=dict(state))
+
+
+#: Files the engine writes atomically in a run folder; ``.NAME.*.tmp`` beside them are leftovers of a kill.
+RUN_FILES = (LAST, BEST, "config.yaml", "log.jsonl", "log.csv")
+
+
+def remove_stale_temporaries(run_dir: Union[str, Path]) -> List[Path]:
+    """Delete the temporary files an interrupted run left in ``run_dir`` (``.last.pth.*.tmp`` ...); return them."""
+    folder = Path(run_dir)
+    removed: List[Path] = []
+    if not folder.is_dir():
+        return removed
+    for name in RUN_FILES:
+        for path in sorted(folder.glob(f".{name}.*.tmp")):
+            if path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def resolve_resume_path(target: Union[str, Path]) -> Path:

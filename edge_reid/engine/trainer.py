@@ -32,7 +32,7 @@ from edge_reid.engine.hooks import Hook
 from edge_reid.engine.optim import EpochSchedule
 from edge_reid.engine.rng import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
 from edge_reid.engine.runlog import RunLog
-from edge_reid.errors import EdgeReidError
+from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.models.checkpoint import check_state_matches
 
@@ -114,7 +114,12 @@ class Trainer:
         except TypeError:
             length = 0
         if limit > 0:
-            return min(limit, length) if length else limit
+            if length and limit > length:
+                raise InvalidInputError(
+                    f"Config key 'train.iters_per_epoch' is {limit} but one pass of the PK sampler gives only "
+                    f"{length} batches; set it to at most {length} (or 0 for a full pass)."
+                )
+            return limit
         if not length:
             raise EdgeReidError("The training loader has no length; set train.iters_per_epoch.")
         return length
