@@ -108,7 +108,7 @@ class NanForCalls:
 
 
 def _trainer(root: Path, out: Path, transform: NanForCalls, max_nonfinite: int) -> Trainer:
-    cfg = load_config(tiny_config(root, out, max_nonfinite=max_nonfinite, checkpoint_iters=0, iters_per_epoch=4,
+    cfg = load_config(tiny_config(root, out, max_nonfinite=max_nonfinite, checkpoint_iters=0, iters_per_epoch=3,
                                   epochs=1))
     torch.set_num_threads(1)
     dataset = build_dataset("market1501", str(root), verbose=False)
