@@ -99,3 +99,70 @@ def test_folder_without_market_layout_exits_2(tmp_path: Path, capsys: pytest.Cap
 def test_bad_numbers_exit_2(tiny_root: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(_eval(tiny_root, *SIZE, "--topk", "0")) == 2
     assert "--topk must be at least 1" in _one_sentence_error(capsys)
+
+
+def test_unreadable_query_is_dropped_and_counted_never_replaced(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    truncated, removed = tmp_path / "truncated", tmp_path / "removed"
+    shutil.copytree(tiny_root, truncated)
+    shutil.copytree(tiny_root, removed)
+    victim = sorted(p.name for p in (tiny_root / "query").glob("*.jpg"))[0]
+    data = (truncated / "query" / victim).read_bytes()
+    (truncated / "query" / victim).write_bytes(data[: len(data) // 20])  # a truncated JPEG: unreadable
+    (removed / "query" / victim).unlink()  # the reference: that query never existed
+    bad_gallery = sorted(p.name for p in (tiny_root / "bounding_box_test").glob("*.jpg"))[-1]
+    (truncated / "bounding_box_test" / bad_gallery).write_bytes(b"")
+    (removed / "bounding_box_test" / bad_gallery).unlink()
+
+    reports = {}
+    for name, root in (("truncated", truncated), ("removed", removed)):
+        out = tmp_path / f"out-{name}"
+        argv = ["eval", "--dataset", "market1501", "--data-root", str(root), *FAST, *SIZE, "--model", "mobilenetv2",
+                "--out", str(out)]
+        with pytest.warns(RuntimeWarning, match="unreadable") if name == "truncated" else _no_warning():
+            assert main(argv) == 0
+        reports[name] = (json.loads((out / "metrics.json").read_text()), capsys.readouterr().out)
+    bad, ref = reports["truncated"][0], reports["removed"][0]
+    # the same numbers as if the image were absent: nothing was put in its place
+    assert bad["metrics"] == pytest.approx(ref["metrics"], abs=1e-9) and bad["cmc"] == pytest.approx(ref["cmc"])
+    assert (bad["num_query"], bad["num_query_unreadable"], bad["num_query_total"]) == (ref["num_query"], 1, 5)
+    assert (bad["num_gallery"], bad["num_gallery_unreadable"]) == (ref["num_gallery"], 1)
+    assert ref["num_query_unreadable"] == 0 and ref["num_query_total"] == 4
+    assert bad["num_query"] + bad["num_query_no_match"] + bad["num_query_unreadable"] == bad["num_query_total"]
+    assert "skipped 1 unreadable" in reports["truncated"][1]
+
+
+def test_queries_without_a_match_are_counted_and_reported(
+    tiny_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture
+) -> None:
+    import shutil
+
+    root = tmp_path / "nomatch"
+    shutil.copytree(tiny_root, root)
+    query = sorted((root / "query").glob("*.jpg"))[0]
+    pid, cam = query.name[:4], query.name[5:7]
+    for path in (root / "bounding_box_test").glob(f"{pid}_*.jpg"):  # only same-camera (junk) images stay
+        if path.name[5:7] != cam:
+            path.unlink()
+    out = tmp_path / "out"
+    assert main(["eval", "--dataset", "market1501", "--data-root", str(root), *FAST, *SIZE, "--model", "mobilenetv2",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert (report["num_query_no_match"], report["num_query"], report["num_query_total"]) == (1, 4, 5)
+    assert "1 without a match" in capsys.readouterr().out
+    assert any("1 of 5 queries have no gallery match" in r.getMessage() for r in caplog.records)
+
+
+class _no_warning:
+    def __enter__(self) -> None:
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("error", RuntimeWarning)
+
+    def __exit__(self, *exc: object) -> None:
+        self._ctx.__exit__(*exc)

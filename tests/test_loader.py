@@ -121,3 +121,17 @@ def test_pre_transform_gets_image_and_path(tmp_path: Path) -> None:
     plain = ImageDataset(records, build_test_transform(SIZE))[1][0]
     inverted = ImageDataset(records, build_test_transform(SIZE), pre_transform=invert)[1][0]
     assert seen == [records[1].path] and torch.allclose(inverted, 1.0 - plain)
+
+
+def test_test_loader_drops_unreadable_images_instead_of_replacing_them(tmp_path: Path) -> None:
+    records = write_records(tmp_path, num_ids=3, per_id=2)
+    for i in (1, 4, 5):  # record 1, and the whole last batch (4, 5) of size 2
+        Path(records[i].path).write_bytes(b"truncated")
+    loader = build_test_loader(records, SIZE, batch_size=2, workers=0)
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        batches = list(loader)
+    assert batches[2] is None  # every image of that batch was unreadable
+    kept = torch.cat([b[3] for b in batches if b is not None]).tolist()
+    pids = torch.cat([b[1] for b in batches if b is not None]).tolist()
+    assert kept == [0, 2, 3] and pids == [records[i].pid for i in kept]
+    assert loader.dataset.skipped == 3

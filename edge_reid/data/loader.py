@@ -1,9 +1,12 @@
 """Image reading and the train / test data loaders.
 
 An unreadable or corrupt image never ends an epoch: :class:`ImageDataset` warns once
-naming the file, counts it (``skipped``, shared by the loader's worker processes) and
-returns another image instead, preferably of the same person so that a PK batch keeps its
-composition. Only when no image at all can be read is it an error.
+naming the file and counts it (``skipped``, shared by the loader's worker processes). For
+training it returns another image instead, preferably of the same person so that a PK batch
+keeps its composition. For evaluation (``substitute=False``, the test loaders) it is dropped,
+never replaced: the sample is ``None`` and :func:`collate_readable` leaves it out of the batch,
+so the evaluator sees which records are missing. Only when no image at all can be read is it
+an error.
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import multiprocessing
 import os
 import warnings
 import zlib
-from typing import Callable, Dict, List, Optional, Sequence, Set, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Union
 
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from edge_reid.data.datasets.base import ImageRecord, ReIDDataset
 from edge_reid.data.sampler import DistributedPKSampler, PKSampler
@@ -38,9 +41,10 @@ def read_image(path: Union[str, "os.PathLike[str]"]) -> np.ndarray:
 
 
 class ImageDataset(Dataset):
-    """``records`` as ``(image, pid, camid, index)`` samples; unreadable images are replaced.
+    """``records`` as ``(image, pid, camid, index)`` samples; unreadable images are replaced or dropped.
 
     ``index`` is the position of the record actually returned (a replacement's own index).
+    With ``substitute=False`` an unreadable image gives ``None`` instead of a replacement.
     ``pre_transform(image, path) -> image`` (e.g. background augmentation, which needs the
     path to find the person mask) runs on the RGB uint8 image before ``transform``.
     """
@@ -50,8 +54,10 @@ class ImageDataset(Dataset):
         records: Sequence[ImageRecord],
         transform: Optional[Callable] = None,
         pre_transform: Optional[Callable[[np.ndarray, str], np.ndarray]] = None,
+        substitute: bool = True,
     ) -> None:
         self.records = [ImageRecord(*r) for r in records]
+        self.substitute = substitute
         if not self.records:
             raise InvalidInputError("The image dataset has no records to load.")
         self.transform = transform
@@ -77,6 +83,8 @@ class ImageDataset(Dataset):
                 image = read_image(record.path)
             except InvalidInputError as exc:
                 self._mark_bad(candidate, exc)
+                if not self.substitute:
+                    return None
                 continue
             if self.pre_transform is not None:
                 image = self.pre_transform(image, record.path)
@@ -88,8 +96,10 @@ class ImageDataset(Dataset):
         )
 
     def _candidates(self, index: int):
-        """``index``, then the other images of its person, then every other image, in order."""
+        """``index`` alone without ``substitute``; else ``index``, then the other images of its person, then every other image, in order."""
         yield index
+        if not self.substitute:
+            return
         if self._by_pid is None:
             self._by_pid = {}
             for i, record in enumerate(self.records):
@@ -109,6 +119,12 @@ class ImageDataset(Dataset):
         with self._skipped.get_lock():
             self._skipped.value += 1
         warnings.warn(f"Skipping an unreadable image: {exc}", RuntimeWarning, stacklevel=3)
+
+
+def collate_readable(samples: Sequence[Any]) -> Any:
+    """Default collation of the samples that are not ``None`` (unreadable); ``None`` when none is left."""
+    kept = [s for s in samples if s is not None]
+    return default_collate(kept) if kept else None
 
 
 def seed_worker(worker_id: int) -> None:
@@ -191,12 +207,17 @@ def build_train_loader(
 def build_test_loader(
     records: Sequence[ImageRecord], input_size: Sequence[int], batch_size: int = 64, workers: int = 2
 ) -> DataLoader:
-    """Batches of ``records`` in their order (no shuffle, no drop), test transform only."""
+    """Batches of ``records`` in their order (no shuffle, no drop), test transform only.
+
+    An unreadable image is left out of its batch (never replaced by another image); a batch of
+    only unreadable images is ``None``. The ``index`` column tells which records were kept.
+    """
     return DataLoader(
-        ImageDataset(records, build_test_transform(input_size)),
+        ImageDataset(records, build_test_transform(input_size), substitute=False),
         batch_size=batch_size,
         shuffle=False,
         drop_last=False,
+        collate_fn=collate_readable,
         num_workers=workers,
         worker_init_fn=seed_worker,
         pin_memory=torch.cuda.is_available(),

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     title = f"{model_name} on {args.dataset}" + (" (flip)" if args.flip else "") + (" (re-ranked)" if args.rerank else "")
     print(result.table(title=title))
+    print(result.skipped_line())
 
     out = Path(args.out) if args.out else Path("runs") / f"eval-{model_name}-{args.dataset}"
     picture = save_ranked_lists(
@@ -142,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
         "rerank": bool(args.rerank),
         "single_gallery_shot": bool(args.single_gallery_shot),
         "metric": "euclidean (squared), re-ranked" if args.rerank else args.metric,
-        "num_query": int(result.distmat.shape[0]),
-        "num_gallery": int(result.distmat.shape[1]),
+        **result.counts(),  # queries evaluated / skipped unreadable / skipped without a match, gallery used
         "seconds": round(seconds, 3),
     }
     metrics_path = out / "metrics.json"

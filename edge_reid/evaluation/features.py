@@ -20,7 +20,8 @@ def extract_features(
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Embed every batch of ``loader`` -> (features N x D float32, pids, camids, indices).
 
-    Batches are ``(image, pid, camid, index)`` as the test loaders yield them. The model runs
+    Batches are ``(image, pid, camid, index)`` as the test loaders yield them (``None`` for a
+    batch whose images were all unreadable: skipped, see ``q_indices`` for what was kept). The model runs
     in eval mode under ``torch.no_grad`` (its train/eval mode is restored afterwards, so a
     training loop can call this between epochs). With ``flip`` each embedding is the mean of
     the image's and its horizontal mirror's, L2-normalised again. Rows keep the loader order.
@@ -40,6 +41,8 @@ def extract_features(
     try:
         with torch.no_grad():
             for batch in loader:
+                if batch is None:  # every image of the batch was unreadable (dropped, never replaced)
+                    continue
                 if len(batch) != 4:
                     raise InvalidInputError(
                         f"A test loader must yield (image, pid, camid, index) batches, got {len(batch)} items."
@@ -56,7 +59,7 @@ def extract_features(
     finally:
         model.train(was_training)
     if not feats:
-        raise InvalidInputError("The loader yielded no images, so there is nothing to evaluate.")
+        raise InvalidInputError("The loader yielded no readable images, so there is nothing to evaluate.")
     return (
         np.concatenate(feats).astype(np.float32, copy=False),
         np.concatenate(pids).astype(np.int64),

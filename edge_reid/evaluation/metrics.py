@@ -3,7 +3,8 @@
 The protocol is the one in the evaluation spec: per query, gallery items with the same id
 AND the same camera are junk and removed; the rest are ranked by distance with a stable
 sort (ties keep gallery order); a match is a gallery item with the query's id. Queries with
-no valid match are skipped (and counted in a log line). Everything is vectorised over chunks
+no valid match are skipped, counted and reported (a warning; :func:`evaluate_rank_counted`
+returns the count). Everything is vectorised over chunks
 of queries so that a Market-1501-sized matrix evaluates in seconds with bounded memory.
 """
 
@@ -191,6 +192,21 @@ def evaluate_rank(
     ``cuhk03_single_gallery_shot`` switches the CMC to the classic CUHK03 protocol (one
     random gallery image per id, 10 repeats, fixed seed); mAP and mINP are unchanged.
     """
+    cmc, mAP, mINP, _ = evaluate_rank_counted(distmat, q_pids, g_pids, q_camids, g_camids, max_rank,
+                                              cuhk03_single_gallery_shot)
+    return cmc, mAP, mINP
+
+
+def evaluate_rank_counted(
+    distmat: np.ndarray,
+    q_pids: Sequence[int],
+    g_pids: Sequence[int],
+    q_camids: Sequence[int],
+    g_camids: Sequence[int],
+    max_rank: int = 50,
+    cuhk03_single_gallery_shot: bool = False,
+) -> Tuple[np.ndarray, float, float, int]:
+    """:func:`evaluate_rank` plus the number of queries the metrics average over (those with a match)."""
     if int(max_rank) != max_rank or max_rank < 1:
         raise InvalidInputError(f"max_rank must be a positive integer, got {max_rank!r}.")
     max_rank = int(max_rank)
@@ -217,7 +233,8 @@ def evaluate_rank(
             f"None of the {num_q} queries has a matching gallery image from another camera, so no metric can be computed."
         )
     if num_valid < num_q:
-        logger.info("%d of %d queries have no valid gallery match and were skipped.", num_q - num_valid, num_q)
+        logger.warning("%d of %d queries have no gallery match from another camera and were left out of the metrics.",
+                       num_q - num_valid, num_q)
 
     if cuhk03_single_gallery_shot:
         cmc_sum, _ = _single_gallery_shot_cmc(dist, qp, gp, qc, gc, max_rank)
@@ -226,7 +243,7 @@ def evaluate_rank(
         ranks = first_rank[valid]
         counts = np.bincount(np.minimum(ranks, max_rank + 1) - 1, minlength=max_rank + 1)[:max_rank]
         cmc = np.cumsum(counts) / num_valid
-    return cmc.astype(np.float64), float(ap[valid].mean()), float(inp[valid].mean())
+    return cmc.astype(np.float64), float(ap[valid].mean()), float(inp[valid].mean()), num_valid
 
 
 def metrics_percent(
