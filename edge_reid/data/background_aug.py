@@ -18,6 +18,9 @@ family that fires (in the fixed order below) transforms the output of the previo
 Mask sources (see :mod:`edge_reid.data.masks`): masks stored with the dataset (the synthetic
 dataset writes them) or GrabCut, both without weights, or any segmentation ONNX model.
 
+Training configs switch it on with ``data.augment.background`` (see :func:`build_background_augment`):
+``{provider: dataset | grabcut | onnx | {name: ..., options}, families: {hsv: {p: .., strength: ..}, ...}}``.
+
 Randomness comes only from a ``numpy.random.Generator``: the one passed to the call, else the
 instance's own (seeded by ``seed``), so a run is reproducible. In DataLoader workers pass a
 per-worker generator (or build one augmenter per worker with a distinct seed).
@@ -31,7 +34,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 import cv2
 import numpy as np
 
-from edge_reid.data.masks import MaskProvider, fit_mask
+from edge_reid.data.masks import MaskProvider, build_mask_provider, fit_mask
 from edge_reid.errors import EdgeReidError, InvalidInputError
 
 Transform = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
@@ -219,3 +222,29 @@ class BackgroundAugment:
             t = FAMILIES[name](t, strength, gen)
         out = mask * image.astype(np.float32) + (1.0 - mask) * t.astype(np.float32)
         return np.clip(out, 0, 255).round().astype(np.uint8)
+
+
+#: Families and their settings when a config names none: all six, each firing with p = 0.05, so
+#: about 1 - 0.95^6 = 26% of the training samples get a new background; the paper's offline
+#: pipeline grew Market-1501's training set from 32,668 to 42,872 images (24% augmented).
+DEFAULT_FAMILIES: Dict[str, Dict[str, float]] = {name: {"p": 0.05, "strength": 0.5} for name in FAMILIES}
+
+
+def build_background_augment(spec: Mapping[str, Any], seed: Optional[int] = None) -> BackgroundAugment:
+    """The pre-transform a training config's ``data.augment.background`` section describes.
+
+    ``provider`` (default ``dataset``: the masks stored with the dataset, which the synthetic
+    generator writes) and ``families`` (default :data:`DEFAULT_FAMILIES`).
+    """
+    if not isinstance(spec, Mapping):
+        raise InvalidInputError(
+            f"'data.augment.background' must be a mapping with 'provider' and 'families', got {spec!r}."
+        )
+    unknown = sorted(set(spec) - {"provider", "families"})
+    if unknown:
+        raise InvalidInputError(f"'data.augment.background' has unknown key(s) {unknown}; known: families, provider.")
+    families = spec.get("families", DEFAULT_FAMILIES)
+    try:
+        return BackgroundAugment(build_mask_provider(spec.get("provider", "dataset")), families, seed=seed)
+    except EdgeReidError as exc:
+        raise InvalidInputError(f"'data.augment.background': {exc}") from None

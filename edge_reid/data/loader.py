@@ -157,7 +157,11 @@ class TrainLoader(DataLoader):
 
     def __iter__(self):
         sampler = self.sampler
-        self.generator.manual_seed(zlib.crc32(f"{sampler.seed}:{sampler.epoch}:{sampler.start_batch}".encode()))
+        seed = zlib.crc32(f"{sampler.seed}:{sampler.epoch}:{sampler.start_batch}".encode())
+        self.generator.manual_seed(seed)
+        pre = getattr(self.dataset, "pre_transform", None)
+        if self.num_workers == 0 and isinstance(getattr(pre, "rng", None), np.random.Generator):
+            pre.rng = np.random.default_rng(seed)  # in-process: the epoch alone fixes its draws (workers: seed_worker)
         return super().__iter__()
 
 
@@ -175,14 +179,20 @@ def build_train_loader(
 ) -> TrainLoader:
     """PK-sampled training batches of ``dataset.train`` (or a list of records).
 
-    ``augment`` holds :func:`build_train_transform` options; ``transform`` replaces the
-    whole training transform; ``pre_transform(image, path)`` runs before it (background
-    augmentation). With ``distributed`` the batches are split across the
+    ``augment`` holds :func:`build_train_transform` options and, under ``background``, the
+    semantic-aware background augmentation (:func:`~edge_reid.data.background_aug.build_background_augment`),
+    which becomes the ``pre_transform`` unless one is given; ``transform`` replaces the
+    whole training transform; ``pre_transform(image, path)`` runs before it. With ``distributed`` the batches are split across the
     ranks of the initialised ``torch.distributed`` group.
     """
     records = dataset.train if isinstance(dataset, ReIDDataset) else list(dataset)
     if transform is None:
         transform = build_train_transform(input_size, **augment_options(augment))
+    background = dict(augment or {}).get("background")
+    if pre_transform is None and background is not None:
+        from edge_reid.data.background_aug import build_background_augment
+
+        pre_transform = build_background_augment(background, seed=seed)
     pids = [r.pid for r in records]
     if distributed:
         import torch.distributed as dist

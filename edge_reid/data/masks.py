@@ -31,6 +31,10 @@ import cv2
 import numpy as np
 
 from edge_reid.errors import EdgeReidError, InvalidInputError, MissingDependencyError
+from edge_reid.registry import Registry
+
+#: Provider name -> factory(**options); configs name a provider as ``"grabcut"`` or ``{name: ..., ...}``.
+MASK_PROVIDERS: Registry = Registry("mask provider")
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -189,3 +193,30 @@ class OnnxSegmenterProvider(MaskProvider):
                 f"OnnxSegmenterProvider expects N x C x h x w logits or N x h x w labels, got shape {out.shape}."
             )
         return fit_mask(mask, (h, w))
+
+
+@MASK_PROVIDERS.register("dataset")
+def _dataset_provider(root: Optional[str] = None, fallback: Any = None) -> DatasetMaskProvider:
+    """Masks stored beside the dataset; ``fallback`` (a provider spec) for images without one."""
+    return DatasetMaskProvider(root, build_mask_provider(fallback) if fallback is not None else None)
+
+
+MASK_PROVIDERS.register("grabcut")(GrabCutMaskProvider)
+MASK_PROVIDERS.register("onnx")(OnnxSegmenterProvider)
+
+
+def build_mask_provider(spec: Any) -> MaskProvider:
+    """A provider from a config value: a registered name, or ``{"name": NAME, **options}``."""
+    if isinstance(spec, str):
+        name, options = spec, {}
+    elif isinstance(spec, dict) and isinstance(spec.get("name"), str):
+        name, options = spec["name"], {k: v for k, v in spec.items() if k != "name"}
+    else:
+        raise InvalidInputError(
+            f"A mask provider must be a name ({', '.join(MASK_PROVIDERS.names())}) or a mapping with 'name', got {spec!r}."
+        )
+    factory = MASK_PROVIDERS.get(name)
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise InvalidInputError(f"Mask provider '{name}' got unknown or missing options ({exc}).") from None

@@ -180,12 +180,17 @@ def build_test_transform(input_size: Sequence[int]) -> Transform:
 
 
 def augment_options(augment: Union[dict, None]) -> dict:
-    """The keyword options of :func:`build_train_transform` named in ``augment`` (checked)."""
-    allowed = {"flip_p", "pad", "color_jitter", "erasing_p", "erasing_area", "erasing_fill"}
+    """The keyword options of :func:`build_train_transform` named in ``augment`` (checked).
+
+    ``background`` (the semantic-aware background augmentation, a pre-transform the train
+    loader builds from it) is accepted and left out of the result.
+    """
+    allowed = {"flip_p", "pad", "color_jitter", "erasing_p", "erasing_area", "erasing_fill", "background"}
     augment = dict(augment or {})
     unknown = sorted(set(augment) - allowed)
     if unknown:
         raise InvalidInputError(f"Unknown augmentation option(s) {unknown}; known: {sorted(allowed)}.")
+    augment.pop("background", None)
     if augment.get("color_jitter") is not None:
         augment["color_jitter"] = tuple(augment["color_jitter"])
     if "erasing_area" in augment:

@@ -48,12 +48,15 @@ def semantic_pseudo_labels(
 
 @LOSSES.register("semantic")
 class SemanticLoss(ReIDLoss):
-    """Cross-entropy (label smoothing 0.1) of ``semantic_logits`` against the fused-map pseudo-labels."""
+    """Plain cross-entropy of ``semantic_logits`` against the fused-map pseudo-labels.
+
+    The paper's Eq. 11 has no label smoothing, so ``label_smoothing`` defaults to 0 (an option).
+    """
 
     name = "semantic"
     requires = ("semantic_logits", "fused_map")
 
-    def __init__(self, k: float = 0.5, label_smoothing: float = 0.1, part_bounds: Sequence[float] = (0.4, 0.8)) -> None:
+    def __init__(self, k: float = 0.5, label_smoothing: float = 0.0, part_bounds: Sequence[float] = (0.4, 0.8)) -> None:
         super().__init__()
         try:
             self.k = float(k)
