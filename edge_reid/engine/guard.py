@@ -12,7 +12,7 @@ checkpoint on disk always holds the last finite ones.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Optional
+from typing import Any, Iterable, List, Optional
 
 import torch
 
@@ -44,3 +44,29 @@ def nonfinite_weights(module: torch.nn.Module) -> list:
     if all_finite(t for _, t in named):
         return []
     return [name for name, t in named if t.is_floating_point() and not bool(torch.isfinite(t.detach()).all())]
+
+
+def skip_bad_step(trainer: Any, buffers: List[torch.Tensor], saved: List[torch.Tensor], problem: str) -> None:
+    """Undo a bad step of ``trainer`` (BatchNorm statistics, gradients), count it, stop after too many in a row."""
+    with torch.no_grad():
+        for buf, old in zip(buffers, saved):
+            buf.copy_(old)
+    trainer.optimizer.zero_grad(set_to_none=True)
+    state = trainer.state
+    state.nonfinite_streak += 1
+    state.nonfinite_total += 1
+    where = f"epoch {state.epoch + 1}, batch {state.batch + 1}"
+    if state.nonfinite_streak >= max(1, trainer.max_nonfinite):
+        raise NonFiniteLossError(
+            f"Training stopped: the loss was {problem} in {state.nonfinite_streak} steps in a row ({where}, "
+            f"limit train.max_nonfinite={trainer.max_nonfinite}); lower optim.lr, set train.grad_clip or check the data."
+        )
+    trainer.print(f"warning: the loss was {problem} at {where}; step skipped ({state.nonfinite_streak} in a row).")
+
+
+def refuse_nonfinite_checkpoint(module: torch.nn.Module, what: str) -> None:
+    """Raise instead of writing ``what`` (a checkpoint) from weights that hold NaN or infinity."""
+    broken = nonfinite_weights(module)
+    if broken:
+        raise NonFiniteLossError(f"Refusing to write {what}: {len(broken)} weight tensor(s) are NaN or infinite "
+                                 f"(first: {broken[0]}); the previous checkpoint is kept.")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from edge_reid.engine import distributed
 from edge_reid.engine.checkpointing import BEST, LAST, save_training_checkpoint
+from edge_reid.engine.guard import refuse_nonfinite_checkpoint
 
 if TYPE_CHECKING:  # pragma: no cover
     from edge_reid.engine.trainer import Trainer
@@ -129,7 +130,7 @@ class CheckpointHook(Hook):
 
     def _save(self, trainer: "Trainer", name: str) -> Path:
         path = trainer.run_dir / name
-        trainer.check_finite_weights(str(path))
+        refuse_nonfinite_checkpoint(trainer.module, str(path))
         save_training_checkpoint(path, trainer.module, trainer.meta, trainer.training_state())
         return path
 

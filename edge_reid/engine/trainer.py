@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from edge_reid.engine import distributed
 from edge_reid.engine.distributed import DistInfo
-from edge_reid.engine.guard import NonFiniteLossError, all_finite, loss_problem, nonfinite_weights
+from edge_reid.engine.guard import NonFiniteLossError, all_finite, loss_problem, nonfinite_weights, skip_bad_step
 from edge_reid.engine.hooks import Hook
 from edge_reid.engine.optim import EpochSchedule
 from edge_reid.engine.rng import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
@@ -282,7 +282,7 @@ class Trainer:
                 if not all_finite(p.grad for p in self.module.parameters()):
                     problem = "finite, but its gradients NaN or infinite"
         if distributed.all_reduce_sum(0.0 if problem is None else 1.0, self.device) > 0:  # all ranks skip together
-            return self._skip(buffers, saved, problem or "bad on another rank")
+            return skip_bad_step(self, buffers, saved, problem or "bad on another rank")
         self._clip()
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
@@ -300,30 +300,6 @@ class Trainer:
             self.state.loss_baseline = float(total.detach())
         self.state.nonfinite_streak = 0
         return result
-
-    def _skip(self, buffers: List[torch.Tensor], saved: List[torch.Tensor], problem: str) -> None:
-        """Undo a bad step (BatchNorm statistics, gradients), count it, stop after too many in a row."""
-        with torch.no_grad():
-            for buf, old in zip(buffers, saved):
-                buf.copy_(old)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.state.nonfinite_streak += 1
-        self.state.nonfinite_total += 1
-        where = f"epoch {self.state.epoch + 1}, batch {self.state.batch + 1}"
-        if self.state.nonfinite_streak >= max(1, self.max_nonfinite):
-            raise NonFiniteLossError(
-                f"Training stopped: the loss was {problem} in {self.state.nonfinite_streak} steps in a row ({where}, "
-                f"limit train.max_nonfinite={self.max_nonfinite}); lower optim.lr, set train.grad_clip or check the data."
-            )
-        self.print(f"warning: the loss was {problem} at {where}; step skipped ({self.state.nonfinite_streak} in a row).")
-        return None
-
-    def check_finite_weights(self, what: str) -> None:
-        """Raise instead of writing ``what`` (a checkpoint) from weights that hold NaN or infinity."""
-        broken = nonfinite_weights(self.module)
-        if broken:
-            raise NonFiniteLossError(f"Refusing to write {what}: {len(broken)} weight tensor(s) are NaN or infinite "
-                                     f"(first: {broken[0]}); the previous checkpoint is kept.")
 
     def _clip(self) -> None:
         if self.grad_clip is not None and self.grad_clip > 0:
