@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -195,14 +195,16 @@ class Gallery:
 
     # ------------------------------------------------------------------ enrolment
 
-    def enrol_folder(self, folder: Union[str, Path], embedder: Any) -> List[Identity]:
-        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``."""
+    def enrol_folder(self, folder: Union[str, Path], embedder: Any, skip: Collection[str] = (),
+                     require: bool = True) -> List[Identity]:
+        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``, except the
+        names in ``skip``; with ``require`` a folder with nothing to enrol is an error."""
         from edge_reid.runtime.preprocess import list_images, read_bgr
 
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise InvalidInputError(f"Gallery folder {root} does not exist.")
-        people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in skip)
         added = []
         for person in people:
             images = list_images(person)
@@ -210,7 +212,7 @@ class Gallery:
                 continue
             embeddings = embedder.embed([read_bgr(p) for p in images])
             added.append(self.add_identity(embeddings, name=person.name, source="enrolled"))
-        if not added:
+        if not added and require:
             raise InvalidInputError(f"Gallery folder {root} has no <name>/ sub-folders with images to enrol.")
         return added
 
