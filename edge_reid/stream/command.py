@@ -137,6 +137,7 @@ def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: An
         save_summary
     from edge_reid.stream.pipeline import StreamConfig, StreamPipeline
     from edge_reid.stream.sources import MultiSource
+    from edge_reid.utils.atomic import write_image
 
     config = config or StreamConfig()
     fps = next((s.fps for s in sources if getattr(s, "fps", 0)), 10.0)
@@ -158,9 +159,7 @@ def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: An
         if gallery_dir is not None:
             gallery.save(gallery_dir)
     for camera, image in video.last.items():
-        import cv2
-
-        cv2.imwrite(str(out / f"last_{camera}.png"), image)
+        write_image(out / f"last_{camera}.png", image)
     summary["identity_names"] = {str(i): ident.name for i, ident in gallery.identities.items()}
     summary["out"] = str(out)
     save_summary(out / "summary.json", summary)
