@@ -108,3 +108,18 @@ def test_sentence_names_the_file_and_the_remedy():
     full = os_error_sentence(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/run/last.pth"))
     assert full.startswith("Could not write /data/run/last.pth: the disk is full") and full.endswith(".")
     assert "Access to /x was denied" in os_error_sentence(PermissionError(errno.EACCES, "Permission denied", "/x"))
+
+
+@pytest.mark.parametrize("command", ["eval", "build"])
+def test_unwritable_out_is_refused_before_any_work(inputs, tmp_path, capsys, command):
+    """Item 6: --out below a plain file (unwritable even for root) is one sentence before the data or
+    the model is loaded."""
+    from edge_reid.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    argv = _commands(inputs, blocker)[command]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "--out" in captured.err and "not writable" in captured.err and "Traceback" not in captured.err
+    assert "query" not in captured.out and "Model" not in captured.out  # no dataset summary, no model loaded

@@ -120,7 +120,12 @@ def _arrays(data: bytes, npz_path: Path) -> Tuple[np.ndarray, np.ndarray]:
             if missing:
                 raise InvalidInputError(f"{npz_path} lacks the array(s) {missing}; re-enrol the gallery.")
             vectors, owners = arrays["vectors"], arrays["owners"]
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise InvalidInputError(f"{npz_path} was refused as unsafe: it holds pickled Python objects, which could "
+                                    "run code when loaded; re-enrol the gallery.") from None
+        raise InvalidInputError(f"{npz_path} is not a readable npz (ValueError); re-enrol the gallery.") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
         raise InvalidInputError(f"{npz_path} is not a readable npz ({type(exc).__name__}); re-enrol the gallery.") from None
     if vectors.ndim != 2 or vectors.dtype.kind != "f":
         raise InvalidInputError(f"{npz_path} is malformed: 'vectors' is {vectors.dtype} of shape {vectors.shape}, "
