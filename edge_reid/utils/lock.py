@@ -10,6 +10,7 @@ refusal names.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Iterator, Union
@@ -33,11 +34,15 @@ def folder_lock(folder: Union[str, Path], what: str) -> Iterator[Path]:
 
     ``what`` names the folder for the message, e.g. ``"The gallery"``.
     """
-    import fcntl  # POSIX; edge-reid's deployment targets (Linux, Jetson) have it
-
     root = Path(folder).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     path = root / LOCK_NAME
+    try:
+        import fcntl  # POSIX: Linux, Jetson, macOS
+    except ImportError:  # pragma: no cover - Windows
+        logging.getLogger(__name__).warning("No file locking on this system: do not run two writers of %s.", root)
+        yield path
+        return
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
