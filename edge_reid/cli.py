@@ -6,8 +6,9 @@ Each command lives in the module that owns the work and exposes two functions::
     def run(args: argparse.Namespace) -> int
 
 Only the module of the command being run is imported, so ``edge-reid stream`` on a Jetson
-never imports PyTorch. User errors (:class:`~edge_reid.errors.EdgeReidError`) are printed as
-one sentence with exit status 2.
+never imports PyTorch. User errors (:class:`~edge_reid.errors.EdgeReidError`) and errors of the
+operating system (``OSError``: disk full, read-only folder, permissions) are printed as one
+sentence with exit status 2.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import importlib
 import sys
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from edge_reid.errors import EdgeReidError
+from edge_reid.errors import EdgeReidError, os_error_sentence
 from edge_reid.version import __version__
 
 #: command name -> (module implementing it, one-line help)
@@ -49,11 +50,15 @@ def _build_parser(command: Optional[str]) -> argparse.ArgumentParser:
 
 
 def run_guarded(func: Callable[[], int], prog: str = "edge-reid") -> int:
-    """Run ``func``; turn a user error into one sentence on stderr and exit status 2."""
+    """Run ``func``; turn a user error, or an error of the operating system (disk full, read-only
+    folder, permissions), into one sentence on stderr and exit status 2."""
     try:
         return int(func() or 0)
     except EdgeReidError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{prog}: error: {os_error_sentence(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted.", file=sys.stderr)

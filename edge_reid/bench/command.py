@@ -218,6 +218,7 @@ def load_manifest(folder: Path, say: Callable[[str], None] = print) -> ArtifactS
         model = build_model(meta.model, num_classes=meta.num_ids, **options).eval()
     onnx = {k: _find(v, path.parent) for k, v in manifest.get("artifacts", {}).items()}
     engines = {k: _find(v, path.parent) for k, v in manifest.get("engines", {}).items()}
+    verify_manifest_files(path, manifest.get("sha256"), [*onnx.values(), *engines.values()])
     by_name = {p.name: k for k, p in onnx.items()}
     accuracy = {}
     for row in manifest.get("parity", []):
@@ -229,6 +230,22 @@ def load_manifest(folder: Path, say: Callable[[str], None] = print) -> ArtifactS
                        folder=path.parent)
 
 
+def verify_manifest_files(manifest: Path, hashes: Any, paths: Sequence[Path]) -> None:
+    """Refuse a build folder whose files are not the ones its manifest describes (a mixed set:
+    an interrupted rebuild, a file copied in from another build). Manifests older than the
+    ``sha256`` table cannot be checked and are read as before."""
+    from edge_reid.deploy.engine_meta import sha256_file
+
+    if hashes is None:
+        return
+    for p in paths:
+        if not p.is_file():
+            raise InvalidInputError(f"{p} listed in {manifest} is missing; rebuild the folder with 'edge-reid build'.")
+        if not isinstance(hashes, dict) or hashes.get(p.name) != sha256_file(p):
+            raise InvalidInputError(f"{p} is not the file {manifest} describes (its SHA-256 differs): the folder mixes "
+                                    "files of different builds; rebuild it with 'edge-reid build'.")
+
+
 def build_artifacts(out: Path, model: Any, meta: ModelMeta, precisions: Sequence[str], calib: str,
                     calib_images: int, checkpoint: Optional[str], say: Callable[[str], None] = print) -> ArtifactSet:
     """Export ``model`` with :mod:`edge_reid.deploy` into ``out`` (FP32, FP16, INT8 flavours asked for).
@@ -237,6 +254,7 @@ def build_artifacts(out: Path, model: Any, meta: ModelMeta, precisions: Sequence
     be given back as ``--artifacts``; ``checkpoint`` None means untrained weights.
     """
     from edge_reid.deploy import int8
+    from edge_reid.deploy.engine_meta import sha256_file
     from edge_reid.deploy.fp16 import to_fp16
     from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 
@@ -258,6 +276,7 @@ def build_artifacts(out: Path, model: Any, meta: ModelMeta, precisions: Sequence
     R.write_json(out / "manifest.json", {
         "format": "edge-reid-bench-artifacts", "meta": meta.to_dict(), "checkpoint": checkpoint,
         "artifacts": {k: str(v) for k, v in onnx.items()}, "engines": {}, "parity": [],
+        "sha256": {p.name: sha256_file(p) for p in onnx.values()},
         "config": {"batch": [1, 8, 32], "calibration": calib, "calib_images": calib_images}})
     return ArtifactSet(meta, model, onnx, trained=checkpoint is not None, folder=out)
 

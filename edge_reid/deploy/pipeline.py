@@ -23,13 +23,16 @@ import numpy as np
 
 from edge_reid.bench.latency import measure_latency
 from edge_reid.deploy import parity as P
+from edge_reid.deploy.build_inputs import (HELD_OUT, EvalSet, ParityImages, check_calib_images, hold_out,
+                                           load_calibration, load_eval_set)
 from edge_reid.deploy.compat import check_tensorrt_compat
 from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.utils.atomic import atomic_path, atomic_write_json
-from edge_reid.utils.paths import cache_dir
+from edge_reid.utils.paths import cache_dir, ensure_writable_dir
+from edge_reid.utils.staging import staged_dir
 
 log = logging.getLogger(__name__)
 
@@ -121,54 +124,6 @@ def resolve_model(cfg: BuildConfig, say: Callable[[str], None] = print):
 # ----------------------------------------------------------------------------- data
 
 
-@dataclass
-class EvalSet:
-    """A query/gallery split, pre-processed."""
-
-    query: np.ndarray
-    gallery: np.ndarray
-    q_pids: np.ndarray
-    g_pids: np.ndarray
-    q_camids: np.ndarray
-    g_camids: np.ndarray
-
-    @property
-    def images(self) -> np.ndarray:
-        return np.concatenate([self.query, self.gallery], axis=0)
-
-
-def load_eval_set(name: str, input_size: Tuple[int, int], limit: int) -> EvalSet:
-    """Up to ``limit`` images of ``name``'s query+gallery (queries first, whole identities kept)."""
-    from edge_reid.data import build_dataset
-    from edge_reid.runtime.preprocess import preprocess_crops, read_bgr
-
-    ds = build_dataset(name, verbose=False)
-    n_query = max(1, limit // 4)
-    query = ds.query[:: max(1, len(ds.query) // n_query)][:n_query]
-    pids = {r.pid for r in query}
-    gallery = [r for r in ds.gallery if r.pid in pids][: max(1, limit - len(query))]
-    load = lambda recs: preprocess_crops([read_bgr(r.path) for r in recs], input_size)  # noqa: E731
-    arr = lambda recs, key: np.array([getattr(r, key) for r in recs])  # noqa: E731
-    return EvalSet(load(query), load(gallery), arr(query, "pid"), arr(gallery, "pid"),
-                   arr(query, "camid"), arr(gallery, "camid"))
-
-
-def load_calibration(cfg: BuildConfig, input_size: Tuple[int, int]) -> Tuple[np.ndarray, str]:
-    """Calibration crops and a description of where they came from."""
-    from edge_reid.deploy import int8
-
-    if cfg.calib_dir:
-        return int8.calibration_from_folder(cfg.calib_dir, input_size, cfg.calib_images), f"folder {cfg.calib_dir}"
-    if cfg.calib_split:
-        name, _, split = cfg.calib_split.partition(":")
-        data = int8.calibration_from_split(name, input_size, split or "train", limit=cfg.calib_images)
-        return data, f"{name}:{split or 'train'}"
-    if cfg.calib_random:
-        return int8.random_calibration(input_size, min(cfg.calib_images, 64)), "random (explicit --calib-random)"
-    data = int8.calibration_from_split("synthetic", input_size, "train", limit=cfg.calib_images)
-    return data, "synthetic:train"
-
-
 # ----------------------------------------------------------------------------- the build
 
 
@@ -177,32 +132,58 @@ def _embed_all(embedder: Any, images: np.ndarray, chunk: int = 32) -> np.ndarray
 
 
 def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Run the whole pipeline; returns the manifest (also written to ``<out>/manifest.json``)."""
-    import torch
+    """Run the whole pipeline; returns the manifest (also written to ``<out>/manifest.json``).
 
-    from edge_reid.deploy.int8 import FLAVOURS, Int8Quantizer
-    from edge_reid.runtime import load_embedder
-
+    Everything is built in a staging folder beside ``out`` that replaces it only at the end: a
+    build that fails or is killed leaves ``out`` as it was (an earlier build, or nothing).
+    """
     unknown = sorted(set(cfg.precisions) - {"fp32", "fp16", "int8"})
     if unknown:
         raise InvalidInputError(f"Unknown precision(s) {unknown}; choose from fp32, fp16, int8.")
-    out = Path(cfg.out) if cfg.out else cache_dir() / "builds" / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    check_calib_images(cfg.calib_images)
+    out = Path(cfg.out).expanduser() if cfg.out else cache_dir() / "builds" / time.strftime("%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {out} exists and is not a folder.")
+    ensure_writable_dir(out.parent, "The folder of --out")
+    with staged_dir(out) as stage:
+        manifest, results = _build(cfg, stage, out, say)
+    P.enforce(results)
+    say(f"\nArtifacts are in {out} (manifest: {out / 'manifest.json'}).")
+    return manifest
+
+
+def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None]) -> Tuple[Dict[str, Any], list]:
+    """The build into ``out`` (the staging folder); paths in the manifest name ``final``."""
+    import torch
+
+    from edge_reid.deploy.engine_meta import sha256_file, side_file
+    from edge_reid.deploy.int8 import FLAVOURS, Int8Quantizer
+    from edge_reid.runtime import load_embedder
+
     model, meta, checkpoint = resolve_model(cfg, say)
     say(f"Model {meta.model}: input {meta.input_size[0]}x{meta.input_size[1]}, embedding {meta.embedding_dim}.")
 
-    # data: evaluation split (also the parity crops) and calibration crops
+    # data: evaluation split (also the parity crops) and calibration crops; parity crops are
+    # never ones the calibration saw, or the build says it could not avoid it
     eval_set: Optional[EvalSet] = None
+    parity = ParityImages(np.random.default_rng(0).random((16, 3, *meta.input_size), dtype=np.float32),
+                          "16 random images", True)
     if cfg.eval_dataset:
         eval_set = load_eval_set(cfg.eval_dataset, meta.input_size, cfg.eval_limit)
-        parity_images = eval_set.images
+        split = (cfg.calib_split or "").partition(":")
+        overlap = "int8" in cfg.precisions and split[0] == cfg.eval_dataset and split[2] in ("query", "gallery")
+        parity = ParityImages(eval_set.images, f"{cfg.eval_dataset} query+gallery", not overlap)
     calib, calib_source = (None, "none")
     if "int8" in cfg.precisions:
-        calib, calib_source = load_calibration(cfg, meta.input_size)
+        calib, calib_source = load_calibration(cfg, meta.input_size, extra=0 if eval_set is not None else HELD_OUT)
+        if eval_set is None:
+            calib, parity = hold_out(calib, cfg.calib_images, calib_source)
         say(f"INT8 calibration: {len(calib)} crops from {calib_source}.")
-    if eval_set is None:
-        parity_images = calib if calib is not None else np.random.default_rng(0).random(
-            (16, 3, *meta.input_size), dtype=np.float32)
+    say(f"Parity crops: {parity.source}.")
+    if not parity.unseen_by_calibration:
+        say("Warning: INT8 parity is measured on images the calibration saw, so its gate proves little; give "
+            "--eval-dataset or more calibration images.")
+    parity_images = parity.images
 
     # 1. FP32 ONNX
     artifacts: Dict[str, Path] = {}
@@ -297,10 +278,13 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
     parity_table = P.format_table([r.to_dict() for r in results],
                                   ["artifact", "precision", "reference", "cosine_min", "cosine_mean",
                                    "max_abs_diff", "rank1", "mAP", "passed"])
+    files = [*artifacts.values(), *(runnable.values() if backend == "tensorrt" else ())]
+    files += [side_file(p) for p in files if side_file(p).is_file()]
     manifest = {
         "format": "edge-reid-build", "meta": meta.to_dict(), "checkpoint": str(checkpoint) if checkpoint else None,
-        "out": str(out), "artifacts": {k: str(v) for k, v in artifacts.items()},
-        "engines": {k: str(v) for k, v in runnable.items()} if backend == "tensorrt" else {},
+        "out": str(final), "artifacts": {k: str(final / v.name) for k, v in artifacts.items()},
+        "engines": {k: str(final / v.name) for k, v in runnable.items()} if backend == "tensorrt" else {},
+        "sha256": {p.name: sha256_file(p) for p in files}, "parity_images": parity.to_dict(),
         "backend": backend, "calibration": {"source": calib_source, "images": 0 if calib is None else len(calib)},
         "parity": [r.to_dict() for r in results], "gates": {**P.DEFAULT_GATES, **cfg.gates},
         "latency": rows, "compat": compat, "config": {**asdict(cfg)},
@@ -308,9 +292,7 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
     atomic_write_json(out / "manifest.json", manifest)
     say("\nParity\n" + parity_table)
     say("\nLatency and accuracy\n" + table)
-    P.enforce(results)
-    say(f"\nArtifacts are in {out} (manifest: {out / 'manifest.json'}).")
-    return manifest
+    return manifest, results
 
 
 def parse_batch(text: str) -> Tuple[int, int, int]:

@@ -50,6 +50,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InvalidInputError(f"--input-size must be two positive integers, got {args.input_size[0]} {args.input_size[1]}.")
     if args.data_root is not None and not Path(args.data_root).expanduser().is_dir():
         raise InvalidInputError(f"The data root {args.data_root} does not exist or is not a folder.")
+    if args.out is not None:  # before the whole evaluation runs, not after
+        from edge_reid.utils.paths import ensure_writable_dir
+
+        ensure_writable_dir(args.out, "--out")
 
 
 def _load_checkpoint(args: argparse.Namespace) -> Tuple[Any, str, Tuple[int, int]]:

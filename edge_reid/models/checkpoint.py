@@ -40,6 +40,17 @@ def save_checkpoint(
     return Path(path)
 
 
+def unsafe_pickle_refusal(exc: BaseException, what: str) -> Optional[str]:
+    """The sentence for a file ``torch.load(weights_only=True)`` refused because it pickles Python
+    objects beyond tensors and plain containers (which could run code); None for other errors."""
+    import pickle
+
+    if isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in str(exc).lower():
+        return (f"{what} was refused as unsafe: it holds Python objects beyond tensors, numbers, strings, lists "
+                "and dicts, and unpickling them could run code; use a file from a source you trust, saved by edge-reid.")
+    return None
+
+
 def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     """Load a checkpoint dict safely; a missing, corrupt or foreign file is a clear error."""
     path = Path(path)
@@ -48,7 +59,7 @@ def read_checkpoint(path: Union[str, Path]) -> Dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise InvalidInputError(
+        raise InvalidInputError(unsafe_pickle_refusal(exc, f"Checkpoint {path}") or
             f"Checkpoint {path} is corrupt or truncated and cannot be loaded ({type(exc).__name__})."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:

@@ -27,8 +27,11 @@ def load_backbone_weights(
         raise InvalidInputError(f"Pretrained weights file {path} does not exist.")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or not a torch file
-        raise InvalidInputError(f"Pretrained weights file {path} could not be read ({type(exc).__name__}).") from None
+    except Exception as exc:  # corrupt, not a torch file, or pickled objects refused as unsafe
+        from edge_reid.models.checkpoint import unsafe_pickle_refusal
+
+        raise InvalidInputError(unsafe_pickle_refusal(exc, f"Pretrained weights file {path}")
+                                or f"Pretrained weights file {path} could not be read ({type(exc).__name__}).") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -56,8 +56,23 @@ class OnnxRuntimeEmbedder(Embedder):
             precision = f"{precision}-{flavour}"
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        _check_shapes(meta, self.session.get_inputs()[0].shape, self.session.get_outputs()[0].shape, path)
         self.providers = self.session.get_providers()
         super().__init__(path, meta, precision=precision, device=_DEVICE.get(self.providers[0], self.providers[0]))
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: batch})[0]
+
+
+def _check_shapes(meta: ModelMeta, image_shape: Sequence[object], output_shape: Sequence[object], path: Path) -> None:
+    """The metadata must agree with the graph's static dimensions (a tampered file otherwise
+    fails only mid-stream): input N x 3 x H x W, output N x embedding_dim."""
+    fixed = lambda dims: [d if isinstance(d, int) else None for d in dims]  # noqa: E731
+    image, output = fixed(image_shape), fixed(output_shape)
+    h, w = meta.input_size
+    if len(image) == 4 and (image[2] not in (None, h) or image[3] not in (None, w)):
+        raise InvalidInputError(f"{path}: its metadata says input {h}x{w} but the graph takes {image[2]}x{image[3]}; "
+                                "re-export it with 'edge-reid export'.")
+    if len(output) >= 2 and output[-1] not in (None, meta.embedding_dim):
+        raise InvalidInputError(f"{path}: its metadata says {meta.embedding_dim}-d embeddings but the graph outputs "
+                                f"{output[-1]}-d; re-export it with 'edge-reid export'.")

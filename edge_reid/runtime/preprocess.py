@@ -7,6 +7,7 @@ layer), the one place that happens in the toolkit.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
@@ -18,6 +19,21 @@ Crops = Union[Sequence[np.ndarray], np.ndarray]
 
 #: Image file extensions read from calibration / gallery folders.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+#: crops with a side below this many pixels carry almost no appearance: embedded, with a warning
+MIN_CROP_SIDE = 4
+
+log = logging.getLogger(__name__)
+_tiny_seen = [0]  # tiny crops embedded by this process (warned at 1, 10, 100, ... to stay readable)
+
+
+def _warn_tiny(shapes: List[Tuple[int, int]], input_size: Tuple[int, int]) -> None:
+    before = _tiny_seen[0]
+    _tiny_seen[0] += len(shapes)
+    if before == 0 or len(str(_tiny_seen[0])) > len(str(before)):
+        h, w = min(shapes)
+        log.warning("%d crop(s) smaller than %dx%d pixels (the smallest %dx%d) were embedded, upscaled to %dx%d: they "
+                    "show almost nothing of a person, so their matches are unreliable (%d so far in this run).",
+                    len(shapes), MIN_CROP_SIDE, MIN_CROP_SIDE, h, w, input_size[0], input_size[1], _tiny_seen[0])
 
 
 def preprocess_crops(crops: Sequence[np.ndarray], input_size: Tuple[int, int]) -> np.ndarray:
@@ -26,16 +42,21 @@ def preprocess_crops(crops: Sequence[np.ndarray], input_size: Tuple[int, int]) -
 
     height, width = int(input_size[0]), int(input_size[1])
     batch = np.empty((len(crops), 3, height, width), dtype=np.float32)
+    tiny: List[Tuple[int, int]] = []
     for i, crop in enumerate(crops):
         crop = np.asarray(crop)
         if crop.ndim != 3 or crop.shape[2] != 3 or crop.shape[0] == 0 or crop.shape[1] == 0:
             raise InvalidInputError(f"Crop {i} has shape {crop.shape}; expected a non-empty H x W x 3 BGR image.")
         if crop.dtype != np.uint8:
             raise InvalidInputError(f"Crop {i} has dtype {crop.dtype}; expected uint8 BGR pixels.")
+        if min(crop.shape[:2]) < MIN_CROP_SIDE:
+            tiny.append((int(crop.shape[0]), int(crop.shape[1])))
         if crop.shape[:2] != (height, width):
             crop = cv2.resize(crop, (width, height), interpolation=cv2.INTER_LINEAR)
         batch[i] = crop[:, :, ::-1].transpose(2, 0, 1)
     batch *= 1.0 / 255.0
+    if tiny:
+        _warn_tiny(tiny, (height, width))
     return batch
 
 

@@ -6,6 +6,8 @@ same walkers; with no ``--model`` it uses the artifact of the newest ``python ex
 run (its ``manifest.json`` under ``cache_dir()/builds``): a TensorRT engine where one was built,
 else the FP32 ONNX graph. Outputs go to ``--out``: ``events.jsonl``, ``annotated_<camera>.mp4``,
 ``summary.json``; the gallery is saved (atomically) to ``--gallery`` even when a source fails.
+Flags are checked and ``--out`` / ``--gallery`` proved writable before anything is loaded, and
+the gallery folder is locked for the whole run (a second writer is refused, naming the holder).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from edge_reid.errors import EdgeReidError, InvalidInputError
+from edge_reid.errors import InvalidInputError
 from edge_reid.utils.paths import cache_dir
 
 #: preference among a build's artifacts: engines first (GPU), then ONNX graphs (CPU)
@@ -109,6 +111,11 @@ def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[floa
     if folder is not None and is_saved_gallery(folder):
         gallery = Gallery.load(folder, embedder.meta, threshold)
         say(f"Loaded a gallery of {len(gallery)} identities from {folder}.")
+        enrolled = {i.name for i in gallery.identities.values() if i.source == "enrolled"}
+        added = gallery.enrol_folder(folder, embedder, skip=enrolled, require=False)
+        if added:
+            say(f"Enrolled {len(added)} identities from sub-folders added since the gallery was saved: "
+                f"{', '.join(i.name for i in added)}.")
         return gallery
     gallery = Gallery(embedder.meta, DEFAULT_THRESHOLD if threshold is None else threshold)
     if folder is not None and folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
@@ -130,6 +137,7 @@ def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: An
         save_summary
     from edge_reid.stream.pipeline import StreamConfig, StreamPipeline
     from edge_reid.stream.sources import MultiSource
+    from edge_reid.utils.atomic import write_image
 
     config = config or StreamConfig()
     fps = next((s.fps for s in sources if getattr(s, "fps", 0)), 10.0)
@@ -151,9 +159,7 @@ def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: An
         if gallery_dir is not None:
             gallery.save(gallery_dir)
     for camera, image in video.last.items():
-        import cv2
-
-        cv2.imwrite(str(out / f"last_{camera}.png"), image)
+        write_image(out / f"last_{camera}.png", image)
     summary["identity_names"] = {str(i): ident.name for i, ident in gallery.identities.items()}
     summary["out"] = str(out)
     save_summary(out / "summary.json", summary)
@@ -163,7 +169,32 @@ def run_stream(sources: Sequence[Any], embedder: Any, detector: Any, gallery: An
     return summary
 
 
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuse out-of-range flags before anything is loaded (NaN would reach gallery.json)."""
+    from edge_reid.stream.gallery_file import check_threshold
+
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    for flag, value, low in (("--embed-interval", args.embed_interval, 1), ("--max-frames", args.max_frames, 1),
+                             ("--threads", args.threads, 0)):
+        if value is not None and value < low:
+            raise InvalidInputError(f"{flag} must be at least {low}; got {value}.")
+
+
 def run(args: argparse.Namespace) -> int:
+    from edge_reid.utils.lock import folder_lock
+    from edge_reid.utils.paths import ensure_writable_dir
+
+    check_flags(args)
+    out = Path(args.out) if args.out else Path("runs") / f"stream-{time.strftime('%Y%m%d-%H%M%S')}"
+    ensure_writable_dir(out, "--out")
+    gallery_dir = Path(args.gallery).expanduser() if args.gallery else out / "gallery"
+    ensure_writable_dir(gallery_dir, "--gallery")
+    with folder_lock(gallery_dir, "The gallery folder"):
+        return _run_locked(args, out, gallery_dir)
+
+
+def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     from edge_reid.runtime import load_embedder
     from edge_reid.stream.detectors import build_detector
     from edge_reid.stream.pipeline import StreamConfig
@@ -173,26 +204,20 @@ def run(args: argparse.Namespace) -> int:
     model = Path(args.model) if args.model else find_built_model()
     if not model.is_file():
         raise InvalidInputError(f"Model file {model} does not exist.")
-    out = Path(args.out) if args.out else Path("runs") / f"stream-{time.strftime('%Y%m%d-%H%M%S')}"
-    gallery_dir = Path(args.gallery).expanduser() if args.gallery else None
     specs = list(args.source)
     enrol_from: Optional[Path] = None
     if not specs:
         folder = synthetic_video()
         specs = synthetic_sources(folder)
-        if gallery_dir is None:
+        if not args.gallery:
             enrol_from = folder / "enrol"
         print(f"No --source given: playing the synthetic video in {folder}.")
-    if gallery_dir is None:
-        gallery_dir = out / "gallery"
     embedder = load_embedder(model, args.backend, threads=args.threads)
     print(f"Embedder: {embedder.meta.model} ({embedder.backend}, {embedder.precision}, {embedder.device}) from {model}.")
     detector = build_detector(args.detector, model=args.detector_model)
     gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold)
     sources = open_sources(specs)
-    config = StreamConfig(embed_interval=max(1, args.embed_interval), new_identities=not args.no_new_identities)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise EdgeReidError("--max-frames must be at least 1.")
+    config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities)
     run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
                max_frames=args.max_frames)
     return 0

@@ -28,27 +28,22 @@ return the same scores.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
-from edge_reid.utils.atomic import atomic_write, atomic_write_json
+from edge_reid.stream.gallery_file import GALLERY_JSON, GALLERY_NPZ, check_threshold, read_gallery, write_gallery
 
 DEFAULT_THRESHOLD = 0.5
 #: how an identity with several embeddings is scored: the cosine to their normalised mean
 #: ("centroid", default) or the best cosine over them ("best")
 SCORINGS = ("centroid", "best")
 DEFAULT_SCORING = "centroid"
-GALLERY_JSON, GALLERY_NPZ = "gallery.json", "gallery.npz"
-FORMAT = "edge-reid-gallery"
 #: metadata fields that must agree for embeddings to be comparable
 _COMPATIBLE_KEYS = ("model", "input_size", "embedding_dim", "model_options", "dataset")
 
@@ -109,7 +104,7 @@ class Gallery:
         if scoring not in SCORINGS:
             raise InvalidInputError(f"Unknown gallery scoring '{scoring}'; choose {' or '.join(SCORINGS)}.")
         self.meta = meta
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold, "The gallery threshold")
         self.scoring = scoring
         self.use_faiss = use_faiss
         self.identities: Dict[int, Identity] = {}
@@ -200,14 +195,16 @@ class Gallery:
 
     # ------------------------------------------------------------------ enrolment
 
-    def enrol_folder(self, folder: Union[str, Path], embedder: Any) -> List[Identity]:
-        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``."""
+    def enrol_folder(self, folder: Union[str, Path], embedder: Any, skip: Collection[str] = (),
+                     require: bool = True) -> List[Identity]:
+        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``, except the
+        names in ``skip``; with ``require`` a folder with nothing to enrol is an error."""
         from edge_reid.runtime.preprocess import list_images, read_bgr
 
         root = Path(folder).expanduser()
         if not root.is_dir():
             raise InvalidInputError(f"Gallery folder {root} does not exist.")
-        people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in skip)
         added = []
         for person in people:
             images = list_images(person)
@@ -215,7 +212,7 @@ class Gallery:
                 continue
             embeddings = embedder.embed([read_bgr(p) for p in images])
             added.append(self.add_identity(embeddings, name=person.name, source="enrolled"))
-        if not added:
+        if not added and require:
             raise InvalidInputError(f"Gallery folder {root} has no <name>/ sub-folders with images to enrol.")
         return added
 
@@ -224,34 +221,19 @@ class Gallery:
     def save(self, folder: Union[str, Path]) -> Path:
         """Write ``gallery.npz`` then ``gallery.json`` into ``folder`` atomically; returns the folder."""
         root = Path(folder).expanduser()
-        buffer = io.BytesIO()
-        np.savez(buffer, vectors=self._vectors, owners=self._owners)
-        data = buffer.getvalue()
-        with atomic_write(root / GALLERY_NPZ, "wb") as handle:
-            handle.write(data)
-        atomic_write_json(root / GALLERY_JSON, {
-            "format": FORMAT, "version": 1, "meta": self.meta.to_dict(), "threshold": self.threshold,
-            "scoring": self.scoring,
-            "next_id": self.next_id, "npz_sha256": hashlib.sha256(data).hexdigest(),
-            "identities": [asdict(self.identities[k]) for k in sorted(self.identities)],
+        write_gallery(root, self._vectors, self._owners, {
+            "meta": self.meta.to_dict(), "threshold": self.threshold, "scoring": self.scoring,
+            "next_id": self.next_id, "identities": [asdict(self.identities[k]) for k in sorted(self.identities)],
         })
         return root
 
     @classmethod
     def load(cls, folder: Union[str, Path], meta: ModelMeta, threshold: Optional[float] = None,
              use_faiss: Optional[bool] = None) -> "Gallery":
-        """Read a saved gallery; refuse one built with a different model than ``meta``."""
+        """Read a saved gallery (malformed files are refused, see :mod:`.gallery_file`); refuse one
+        built with a different model than ``meta``."""
         root = Path(folder).expanduser()
-        json_path, npz_path = root / GALLERY_JSON, root / GALLERY_NPZ
-        if not json_path.is_file() or not npz_path.is_file():
-            raise InvalidInputError(f"{root} holds no saved gallery ({GALLERY_JSON} and {GALLERY_NPZ}).")
-        try:
-            info = json.loads(json_path.read_text())
-        except json.JSONDecodeError:
-            raise InvalidInputError(f"Gallery file {json_path} is not valid JSON.") from None
-        if not isinstance(info, dict) or info.get("format") != FORMAT:
-            raise InvalidInputError(f"{json_path} is not an edge-reid gallery.")
-        stored = ModelMeta.from_dict(info.get("meta") or {}, source=f"gallery {json_path}")
+        info, stored, vectors, owners = read_gallery(root)
         different = [k for k in _COMPATIBLE_KEYS if stored.to_dict().get(k) != meta.to_dict().get(k)]
         if different:
             raise InvalidInputError(
@@ -259,24 +241,22 @@ class Gallery:
                 f"input {stored.input_size[0]}x{stored.input_size[1]}) but the embedder is '{meta.model}' "
                 f"({meta.embedding_dim}-d, input {meta.input_size[0]}x{meta.input_size[1]}), differing in "
                 f"{', '.join(different)}; re-enrol it with this model or use a new --gallery folder.")
-        data = npz_path.read_bytes()
-        if info.get("npz_sha256") != hashlib.sha256(data).hexdigest():
-            raise InvalidInputError(f"{npz_path} does not belong to {json_path} (checksum differs); re-enrol the gallery.")
-        with np.load(io.BytesIO(data)) as arrays:
-            vectors, owners = arrays["vectors"].astype(np.float32), arrays["owners"].astype(np.int64)
         scoring = info.get("scoring", DEFAULT_SCORING)
         if scoring not in SCORINGS:
-            raise InvalidInputError(f"{json_path} names an unknown scoring '{scoring}'.")
+            raise InvalidInputError(f"{root / GALLERY_JSON} names an unknown scoring '{scoring}'.")
         gallery = cls(meta, info.get("threshold", DEFAULT_THRESHOLD) if threshold is None else threshold, use_faiss,
                       scoring)
-        gallery.identities = {int(i["id"]): Identity(**i) for i in info.get("identities", [])}
-        gallery._vectors, gallery._owners = vectors.reshape(-1, meta.embedding_dim), owners
+        gallery.identities = {int(i["id"]): Identity(**i) for i in info["identities"]}
+        gallery._vectors, gallery._owners = vectors, owners
         gallery.next_id = int(info.get("next_id", max(gallery.identities, default=0) + 1))
         return gallery
 
 
 def is_saved_gallery(folder: Union[str, Path]) -> bool:
-    return (Path(folder).expanduser() / GALLERY_JSON).is_file()
+    """True when ``folder`` holds a saved gallery, or half of one (loading then says what is wrong,
+    rather than a new gallery overwriting the half that is there)."""
+    root = Path(folder).expanduser()
+    return (root / GALLERY_JSON).is_file() or (root / GALLERY_NPZ).is_file()
 
 
 def _normalise(x: np.ndarray, dim: int) -> np.ndarray:

@@ -8,11 +8,13 @@ folder, flushed to disk, then renamed over the destination.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, Optional, Sequence, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -24,8 +26,31 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+#: below this much free space a library's failed write (torch.save raises a RuntimeError such as
+#: "unexpected pos") is reported as the full disk it is
+_NEARLY_FULL = 16 << 20
+
+
+def _explained(exc: BaseException, target: Path) -> Optional[OSError]:
+    """An OSError naming ``target`` for a failed write, or None to re-raise ``exc`` unchanged.
+
+    Python's write errors carry no file name and some writers hide a full disk in their own
+    exception; the CLI turns the OSError into one sentence.
+    """
+    if isinstance(exc, OSError):
+        return None if exc.filename else OSError(exc.errno, exc.strerror, str(target))
+    if isinstance(exc, RuntimeError):
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(target.parent).free < _NEARLY_FULL:
+                return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target))
+    return None
+
+
 def _temporary_beside(target: Path) -> str:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # name the file the user asked for, not the temporary
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     os.chmod(tmp_name, _default_mode())
     return tmp_name
@@ -46,9 +71,12 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        explained = _explained(exc, target)
+        if explained is not None:
+            raise explained from exc
         raise
 
 
@@ -65,9 +93,12 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     try:
         yield Path(tmp_name)
         os.replace(tmp_name, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        explained = _explained(exc, target)
+        if explained is not None:
+            raise explained from exc
         raise
 
 
@@ -80,3 +111,23 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 def atomic_write_json(path: PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_image(path: PathLike, image: Any, params: Sequence[int] = (), atomic: bool = True) -> None:
+    """Encode ``image`` (OpenCV BGR or grey) by ``path``'s extension and write it (atomically
+    unless ``atomic`` is False, for files inside a folder that is itself staged); unlike
+    ``cv2.imwrite``, a failed write raises an OSError naming the file instead of returning False."""
+    import cv2
+
+    target = Path(path)
+    ok, data = cv2.imencode(target.suffix or ".png", image, list(params))
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image for {target}.")
+    if atomic:
+        with atomic_write(target, "wb") as handle:
+            handle.write(data.tobytes())
+        return
+    try:
+        target.write_bytes(data.tobytes())
+    except OSError as exc:
+        raise (_explained(exc, target) or exc) from exc

@@ -7,12 +7,11 @@ is never touched.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.utils.staging import staged_dir
 
 MANIFEST = "synthetic.json"
 
@@ -33,17 +32,5 @@ def staged_folder(out: Path, manifest: str = MANIFEST) -> Iterator[Path]:
     """Yield a temporary folder beside ``out``; on success it replaces ``out`` atomically."""
     out = Path(out)
     check_target(out, manifest)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         yield tmp
-        old = None
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            out.rename(old / "x")
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
