@@ -64,18 +64,27 @@ class AotiEmbedder(Embedder):
         super().__init__(path, info.model_meta(), precision=info.precision,
                          device=device if info.device == "cuda" else "cpu")
 
-    def _run(self, x: Any) -> np.ndarray:
-        out = self.runner(x)
+    def _run(self, x: Any, *extra: Any) -> np.ndarray:
+        out = self.runner(x, *extra)
         if isinstance(out, (list, tuple)):
             out = out[0]
         return out.float().cpu().numpy()
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, camera_ids: Optional[np.ndarray] = None,
+               modality: Optional[np.ndarray] = None) -> np.ndarray:
+        """Run the package; extra inputs (int64, one per image) are fed when ``meta.inputs`` names them."""
         torch = self._torch
+        given = {"camera_ids": camera_ids, "modality": modality}
+        names = tuple(getattr(self.meta, "inputs", ("images",)))[1:]
+        missing = [n for n in names if given.get(n) is None]
+        if missing:
+            raise InvalidInputError(f"Model {self.meta.model} needs the input(s) {missing}; pass them to embed().")
         step = self.max_batch or len(batch)
         outs = []
         with torch.inference_mode():
             for start in range(0, len(batch), step):
                 x = torch.from_numpy(np.ascontiguousarray(batch[start:start + step])).to(self.device)
-                outs.append(self._run(x))
+                extra = [torch.as_tensor(np.asarray(given[n], dtype=np.int64)[start:start + step], device=self.device)
+                         for n in names]
+                outs.append(self._run(x, *extra))
         return np.concatenate(outs, axis=0)
