@@ -198,3 +198,17 @@ def test_default_checkpoint_package_matches_pytorch(tmp_path, capsys):
     cos = (got * ref).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(ref, axis=1)
     assert cos.min() >= 0.999
     assert manifest["parity"][0]["passed"] and "fused ops" in out
+
+
+def test_format_registry_and_help_table(capsys):
+    from edge_reid.deploy.formats import FORMATS, formats_table, get_format
+
+    table = formats_table()
+    assert all(name in table for name in FORMATS) and "bf16" in table
+    with pytest.raises(InvalidInputError, match="Unknown format 'tflite'"):
+        get_format("tflite")
+    with pytest.raises(SystemExit):
+        main(["build", "--help"])
+    assert "formats (--format):" in capsys.readouterr().out
+    rc, _, err = _cli(capsys, "--format", "onnx", "--device", "cpu", "--model", "resnet50")
+    assert rc == 2 and "--device applies to --format aoti" in err
