@@ -212,3 +212,14 @@ def test_format_registry_and_help_table(capsys):
     assert "formats (--format):" in capsys.readouterr().out
     rc, _, err = _cli(capsys, "--format", "onnx", "--device", "cpu", "--model", "resnet50")
     assert rc == 2 and "--device applies to --format aoti" in err
+
+
+def test_cuda_package_for_another_gpu_is_refused(package, tmp_path):
+    from edge_reid.deploy.aoti_package import check_gpu
+
+    gpu = _rewrite(package[0].path, tmp_path / "h100.pt2", **{"edge_reid.gpu_name": "NVIDIA H100",
+                                                              "edge_reid.compute_capability": "9.0"})
+    info = read_package_info(gpu)
+    check_gpu(info, "NVIDIA H200", "9.0")  # same architecture: accepted
+    with pytest.raises(InvalidInputError, match=r"compiled for NVIDIA H100 \(compute capability 9.0\), but this GPU is Orin \(8.7\)"):
+        check_gpu(info, "Orin", "8.7")

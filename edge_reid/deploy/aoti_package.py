@@ -158,3 +158,12 @@ def check_device(info: PackageInfo, requested: str, cuda_available: bool) -> str
             f"Package {info.path} was compiled for a CUDA GPU ({info.get('edge_reid.gpu_name') or 'unknown GPU'}), "
             "but no CUDA GPU is visible here; run it on that GPU or build a CPU package here.")
     return requested or built
+
+
+def check_gpu(info: PackageInfo, gpu_name: str, compute_capability: str) -> None:
+    """Refuse a CUDA package compiled for a GPU of another compute capability (its kernels target that one)."""
+    built = info.get("edge_reid.compute_capability")
+    if built and built != compute_capability:
+        raise InvalidInputError(
+            f"Package {info.path} was compiled for {info.get('edge_reid.gpu_name') or 'a GPU'} (compute capability "
+            f"{built}), but this GPU is {gpu_name} ({compute_capability}); build the package on this GPU.")

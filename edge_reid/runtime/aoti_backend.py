@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from edge_reid.deploy.aoti_package import check_device, check_torch_version, read_package_info
+from edge_reid.deploy.aoti_package import check_device, check_gpu, check_torch_version, read_package_info
 from edge_reid.errors import InvalidInputError, MissingDependencyError
 from edge_reid.runtime.base import BACKENDS, Embedder
 
@@ -52,6 +52,9 @@ class AotiEmbedder(Embedder):
         if threads:
             torch.set_num_threads(int(threads))
         index = int(device.split(":")[1]) if ":" in device else -1
+        if info.device == "cuda":
+            major, minor = torch.cuda.get_device_capability(max(index, 0))
+            check_gpu(info, torch.cuda.get_device_name(max(index, 0)), f"{major}.{minor}")
         try:
             self.runner = torch._inductor.aoti_load_package(str(path), device_index=index)
         except Exception as exc:  # the C++ loader's message, first line only
