@@ -159,6 +159,9 @@ def test_half_precision_package_on_cpu_is_one_sentence(tmp_path, capsys):
     assert rc == 2 and "needs a CUDA GPU" in err and len(err.splitlines()) == 1
     with pytest.raises(InvalidInputError, match="half precision needs a CUDA GPU"):
         AotiExporter("bf16", "cpu")
+    if not torch.cuda.is_available():
+        rc, _, err = _cli(capsys, "--format", "aoti", "--device", "cuda", "--out", str(tmp_path))
+        assert rc == 2 and "--device cuda needs a CUDA GPU" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.slow
