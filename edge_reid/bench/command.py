@@ -30,6 +30,7 @@ import numpy as np
 from edge_reid.bench import report as R
 from edge_reid.bench.latency import Target, environment, run_grid
 from edge_reid.bench.pareto import join_accuracy
+from edge_reid.bench.serving import SERVING_BACKENDS, apply_serving_preset, serving_targets, use_fusion_impl
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
 
@@ -338,9 +339,9 @@ def latency_targets(sets: Sequence[ArtifactSet], backends: Sequence[str], precis
     for s in sets:
         name = s.meta.model
         for backend in [b for b in ("torch-eager", "torch-compile") if b in backends]:
-            for precision in [p for p in precisions if p in ("fp32", "fp16")]:
-                if precision == "fp16" and device == "cpu":
-                    note(name, backend, precision, "FP16 in PyTorch is measured on a GPU only (no CPU deployment path)")
+            for precision in [p for p in precisions if p in ("fp32", "fp16", "bf16")]:
+                if precision != "fp32" and device == "cpu":
+                    note(name, backend, precision, f"{precision.upper()} in PyTorch is measured on a GPU only (no CPU deployment path)")
                     continue
                 targets.append(Target(name, backend, precision, "checkpoint" if s.trained else "untrained model",
                                       _torch_maker(s.model, device, precision, backend == "torch-compile"), device))
@@ -362,6 +363,7 @@ def latency_targets(sets: Sequence[ArtifactSet], backends: Sequence[str], precis
 
                 why = tensorrt_available() or "no engines were built for these artifacts (run 'edge-reid build' on the GPU)"
                 note(name, "tensorrt", "all", why)
+    targets += serving_targets(sets, backends, precisions, device, notes)
     return targets
 
 
@@ -371,15 +373,19 @@ def _torch_maker(model: Any, device: str, precision: str, compiled: bool) -> Cal
 
         import torch
 
-        net = copy.deepcopy(model).to(device).eval()
-        dtype = torch.float16 if precision == "fp16" else torch.float32
-        net = net.to(dtype)
-        if compiled:
-            net = torch.compile(net)
+        from edge_reid.runtime.torch_backend import torch_dtype
+
+        dtype = torch_dtype(precision)
+        net = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+        layout = torch.channels_last if device == "cuda" else torch.contiguous_format
+        net = net.to(memory_format=layout)
+        if compiled:  # max-autotune on a GPU (its own CUDA graphs included); the default mode on a CPU
+            net = torch.compile(net, mode="max-autotune" if device == "cuda" else None)
 
         def run(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return net(torch.from_numpy(x).to(device=device, dtype=dtype)).float().cpu().numpy()
+                batch = torch.from_numpy(x).to(device=device, dtype=dtype).contiguous(memory_format=layout)
+                return net(batch).float().cpu().numpy()
 
         return run
 
@@ -505,7 +511,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true",
                         help="the whole grid: every registry model, batches 1,8,32 and the profile max, "
                              "every precision, more iterations")
-    parser.add_argument("--stages", type=_names, default=list(STAGES), help="comma list of complexity,latency,accuracy")
+    parser.add_argument("--stages", type=_names, default=None,
+                        help="comma list of complexity,latency,accuracy (default all; --serving: latency)")
+    parser.add_argument("--serving", action="store_true",
+                        help="the serving grid: GPU - eager, torch.compile max-autotune, CUDA graphs, AOTInductor "
+                             "packages in fp32/fp16/bf16 at batch 1,8,32,128, VisNet (fast fusion) beside ResNet50; "
+                             "CPU - the AOTInductor package beside ONNX Runtime FP32/INT8 and eager PyTorch")
+    parser.add_argument("--fusion-impl", choices=("reference", "fast"), default=None,
+                        help="run VisNet's fusion in this form (same weights; --serving on a GPU: fast)")
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--artifacts", help="an 'edge-reid build' output folder (reads its manifest.json)")
     src.add_argument("--checkpoint", help="an edge-reid checkpoint to export and benchmark")
@@ -515,9 +528,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra registry models timed untrained beside the main one (default: none; all with --full)")
     parser.add_argument("--batches", type=_ints, default=None, help="batch sizes (default 1,8; --full adds 32 and the profile max)")
     parser.add_argument("--backends", type=_names, default=None,
-                        help="torch-eager,torch-compile,onnxruntime,tensorrt (default: all but torch-compile; --full: all)")
+                        help="torch-eager,torch-compile,torch-cudagraph,aoti,onnxruntime,tensorrt "
+                             "(default: torch-eager,onnxruntime,tensorrt; --full adds torch-compile)")
     parser.add_argument("--precisions", type=_names, default=None,
-                        help="fp32,fp16,int8-cpu,int8-trt (default fp32,fp16,int8-cpu; --full adds int8-trt)")
+                        help="fp32,fp16,bf16,int8-cpu,int8-trt (default fp32,fp16,int8-cpu; --full adds int8-trt)")
     parser.add_argument("--iters", type=int, default=None, help="timed iterations per point (default 10; --full 50)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2; --full 5)")
     parser.add_argument("--max-seconds", type=float, default=None,
@@ -539,6 +553,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _apply_defaults(args: argparse.Namespace) -> None:
     """Fill the quick / --full defaults and check the choices."""
     full = args.full
+    if getattr(args, "serving", False):
+        import torch
+
+        apply_serving_preset(args, torch.cuda.is_available())
+    args.stages = args.stages or list(STAGES)
     args.batches = args.batches or [1, 8]
     # torch.compile takes minutes per batch shape on a 2-core CPU: in the quick default only with --backends
     args.backends = args.backends or (["torch-eager", "torch-compile", "onnxruntime", "tensorrt"] if full
@@ -550,8 +569,9 @@ def _apply_defaults(args: argparse.Namespace) -> None:
     args.eval_limit = args.eval_limit or (400 if full else 200)
     args.calib_images = args.calib_images or (256 if full else 64)
     for option, values, known in (("--stages", args.stages, STAGES),
-                                  ("--backends", args.backends, ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")),
-                                  ("--precisions", args.precisions, tuple(PRECISION_OF_KEY.values()))):
+                                  ("--backends", args.backends, ("torch-eager", "torch-compile", "onnxruntime", "tensorrt")
+                                   + SERVING_BACKENDS),
+                                  ("--precisions", args.precisions, tuple(PRECISION_OF_KEY.values()) + ("bf16",))):
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise InvalidInputError(f"Unknown {option} value(s) {unknown}; choose from {', '.join(known)}.")
@@ -590,6 +610,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         sets = [resolve_main(args, out, say)]
         sets += extra_models(args, sets[0], out, say)
+    if getattr(args, "fusion_impl", None):
+        for s in sets:
+            if use_fusion_impl(s.model, args.fusion_impl):
+                say(f"  {s.meta.model}: fusion_impl={args.fusion_impl}")
     latency_rows: List[Dict[str, Any]]
     if "latency" in args.stages:
         latency_rows = run_latency(out, sets, args, env, say)

@@ -13,7 +13,9 @@ What each format supports:
 | ONNX INT8 ``trt``   | ``model_int8_trt.onnx`` | S8 Q/DQ sym. | TensorRT (ORT CPU runs it, slowly) | yes         | ``metadata_props``  |
 | ONNX INT8 ``cpu``   | ``model_int8_cpu.onnx`` | U8 act./S8 w | onnxruntime CPU (QLinearConv)    | yes           | ``metadata_props``  |
 | TensorRT engine     | ``*.engine`` + ``.json`` | from graph  | tensorrt backend, same GPU + TRT | profile       | JSON side file      |
+| AOTInductor package | ``model_aoti_{cpu,cuda}_{precision}.pt2`` | FP32 (CPU); FP32/FP16/BF16 (CUDA), FP32 I/O | aoti backend, same device + PyTorch | yes (1..max) | AOTInductor metadata |
 
+``edge-reid build --format onnx|aoti`` picks the format (registry: :mod:`edge_reid.deploy.formats`).
 Modules are imported on demand: ``engine_meta`` (engine side files) needs neither torch nor
 onnx, so the runtime can use it on a Jetson without PyTorch.
 """

@@ -1,8 +1,9 @@
 """Runtime: one :class:`Embedder` interface over torch, onnxruntime and TensorRT backends.
 
 ``load_embedder(path)`` picks the backend from the artifact's content, never from its name:
-an edge-reid checkpoint (a torch zip archive) -> ``torch``; an ONNX protobuf -> ``onnxruntime``;
-an engine with its edge-reid side file -> ``tensorrt``. Importing this package does not
+an edge-reid checkpoint (a torch zip archive) -> ``torch``; a zip archive holding an AOTInductor
+model (``build --format aoti``) -> ``aoti``; an ONNX protobuf -> ``onnxruntime``; an engine with its
+edge-reid side file -> ``tensorrt``. Importing this package does not
 import torch (the Jetson path); the torch backend imports it when used.
 """
 
@@ -20,6 +21,7 @@ __all__ = ["BACKENDS", "Embedder", "detect_backend", "load_embedder", "preproces
 
 _BACKEND_MODULES = {
     "torch": "edge_reid.runtime.torch_backend",
+    "aoti": "edge_reid.runtime.aoti_backend",
     "onnxruntime": "edge_reid.runtime.onnxruntime_backend",
     "tensorrt": "edge_reid.runtime.tensorrt_backend",
 }
@@ -27,6 +29,7 @@ _BACKEND_MODULES = {
 
 def detect_backend(path: Union[str, Path]) -> str:
     """The backend for an artifact, from its content (zip archive, ONNX protobuf, engine side file)."""
+    from edge_reid.deploy.aoti_package import looks_like_aoti_package
     from edge_reid.deploy.engine_meta import has_side_file
 
     path = Path(path)
@@ -37,11 +40,12 @@ def detect_backend(path: Union[str, Path]) -> str:
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head.startswith(b"PK\x03\x04"):
-        return "torch"  # torch.save writes a zip archive
+        # torch.save and AOTInductor both write zip archives: an AOTInductor model inside tells them apart
+        return "aoti" if looks_like_aoti_package(path) else "torch"
     if head[:1] == b"\x08":
         return "onnxruntime"  # ModelProto starts with field 1 (ir_version), varint
     raise InvalidInputError(
-        f"{path} is neither an edge-reid checkpoint, an ONNX model nor an engine with its side file."
+        f"{path} is neither an edge-reid checkpoint, an AOTInductor package, an ONNX model nor an engine with its side file."
     )
 
 
