@@ -1,6 +1,7 @@
 """Benchmark the Triton kernels against eager PyTorch and torch.compile (spec: kernels.md).
 
-Per shape: eager, torch.compile and Triton times (median over CUDA-event windows of several
+Per shape: eager, torch.compile and Triton times (attention: also PyTorch's SDPA path and the
+dispatcher's choice, kernels/masked_attention/dispatch.py) (median over CUDA-event windows of several
 back-to-back calls after warm-up, edge_reid.bench.cuda_timing; forward + backward where the row
 says so, the backward fed fixed random output gradients),
 the ratios, achieved TFLOP/s (attention) or GB/s (weighted sum), and the fraction of the
@@ -26,6 +27,7 @@ from edge_reid.bench.report import write_csv, write_json
 from edge_reid.models.visnet_fusion import ScaleAttentionFusion
 from kernels._triton_utils import TRITON_DTYPES
 from kernels.masked_attention import masked_channel_attention, masked_channel_attention_reference
+from kernels.masked_attention.dispatch import choose_path
 from kernels.masked_attention.reference import attention_flops
 
 #: Dense peaks by GPU name fragment: (HBM bytes/s, dense FP16/BF16 tensor FLOP/s, FP32 non-tensor FLOP/s).
@@ -105,9 +107,10 @@ def _attention_achieved(b: int, n: int, c: int, ms: float, dtype: torch.dtype, p
 def _row(op: str, shape: str, t: Dict[str, float], achieved: str = "", fraction: float = float("nan"),
          mem: str = "") -> dict:
     """One table row from eager / compile / triton milliseconds (missing ones NaN)."""
-    e, c, k = (t.get(name, float("nan")) for name in ("eager", "compile", "triton"))
+    e, c, k, sd = (t.get(name, float("nan")) for name in ("eager", "compile", "triton", "sdpa"))
     return {"op": op, "shape": shape, "eager_ms": e, "compile_ms": c, "triton_ms": k, "speedup_vs_eager": e / k,
-            "speedup_vs_compile": c / k, "achieved": achieved, "fraction_of_peak": fraction, "peak_mem_mib": mem}
+            "speedup_vs_compile": c / k, "achieved": achieved, "fraction_of_peak": fraction, "peak_mem_mib": mem,
+            "sdpa_ms": sd, "dispatch_ms": t.get("dispatch", float("nan")), "dispatch_path": t.get("path", "")}
 
 
 def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
@@ -118,9 +121,11 @@ def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
             variants = {
                 "eager": lambda: masked_channel_attention_reference(x, mask),
                 "compile": lambda: compiled(x, mask),
-                "triton": lambda: masked_channel_attention(x, mask),
+                "triton": lambda: masked_channel_attention(x, mask, path="triton"),
+                "sdpa": lambda: masked_channel_attention(x, mask, path="sdpa"),
+                "dispatch": lambda: masked_channel_attention(x, mask),
             }
-            times = {}
+            times: Dict[str, object] = {"path": choose_path((b, n, c), dtype, "cuda")}
             mem = {}
             for name, fn in variants.items():
                 try:
@@ -130,18 +135,12 @@ def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
                     torch.cuda.reset_peak_memory_stats()
                     times[name] = cuda_median_ms(run)
                     mem[name] = torch.cuda.max_memory_allocated() / 2**20
-                except torch.cuda.OutOfMemoryError:
+                except (torch.cuda.OutOfMemoryError, RuntimeError):  # OOM, or no SDPA backend for this shape
                     times[name], mem[name] = float("nan"), float("nan")
                     torch.cuda.empty_cache()
             achieved, fraction = _attention_achieved(b, n, c, times["triton"], dtype, peaks)
-            rows.append({
-                "op": "masked_attention_fwd_bwd", "shape": f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}",
-                "eager_ms": times["eager"], "compile_ms": times["compile"], "triton_ms": times["triton"],
-                "speedup_vs_eager": times["eager"] / times["triton"],
-                "speedup_vs_compile": times["compile"] / times["triton"],
-                "achieved": achieved, "fraction_of_peak": fraction,
-                "peak_mem_mib": f"eager {mem['eager']:.0f} / compile {mem['compile']:.0f} / triton {mem['triton']:.0f}",
-            })
+            rows.append(_row("masked_attention_fwd_bwd", f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}", times,
+                             achieved, fraction, " / ".join(f"{k} {v:.0f}" for k, v in mem.items())))
 
 
 def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
@@ -157,12 +156,12 @@ def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
         for i, config in enumerate(triton_attention._GPU_CONFIGS):
             try:
                 with fixed_config([triton_attention], config):
-                    ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask), [x, mask]))
+                    ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask, path="triton"), [x, mask]))
             except OutOfResources:  # e.g. a float32 config's shared memory on a 99 KiB-per-block GPU
                 ms = float("nan")
             achieved, fraction = _attention_achieved(b, n, c, ms, dtype, peaks)
-            rows.append(_row(f"masked_attention_fwd_bwd config {i}",
-                             f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}", {"triton": ms}, achieved, fraction))
+            shape_label = f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}"
+            rows.append(_row(f"masked_attention_fwd_bwd config {i}", shape_label, {"triton": ms}, achieved, fraction))
 
 
 def bench_fusion(shapes, rows: list, peaks) -> None:
@@ -226,7 +225,7 @@ def bench_weighted_sum(batches: List[int], hw: Tuple[int, int], rows: list, peak
 
 
 FIELDS = ["op", "shape", "eager_ms", "compile_ms", "triton_ms", "speedup_vs_eager", "speedup_vs_compile",
-          "achieved", "fraction_of_peak", "peak_mem_mib"]
+          "achieved", "fraction_of_peak", "peak_mem_mib", "sdpa_ms", "dispatch_ms", "dispatch_path"]
 
 
 def write_rows(rows: list, out_dir: Path, extra: dict) -> None:

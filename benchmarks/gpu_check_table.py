@@ -68,8 +68,12 @@ def kernel_rows(folder: Path) -> List[List[str]]:
         ratio = r.get("speedup_vs_compile")
         if not isinstance(ratio, (int, float)) or math.isnan(ratio):
             ratio = r.get("speedup_vs_eager")
+        note = str(r.get("achieved", ""))
+        if r.get("dispatch_path"):
+            note += (f"; SDPA {_ms(r.get('sdpa_ms')) or 'n/a'};"
+                     f" dispatch -> {r['dispatch_path']} {_ms(r.get('dispatch_ms'))}")
         out.append(["kernels", f"{r.get('op')} {r.get('shape')}", _ms(r.get("eager_ms")), _ms(r.get("compile_ms")),
-                    _ms(r.get("triton_ms")), _ratio(ratio), str(r.get("achieved", ""))])
+                    _ms(r.get("triton_ms")), _ratio(ratio), note])
     return out
 
 

@@ -48,7 +48,9 @@ def test_table_reports_every_part_and_says_what_is_missing(tmp_path: Path) -> No
     bench = load_script("benchmarks/bench_kernels.py")
     rows = [bench._row("weighted_sum_gap_fwd_bwd", "B64x2048x8x4x4", {"eager": 3.0, "compile": 2.0, "triton": 1.0},
                        "x GB/s"),
-            bench._row("device_copy", "1 GiB float32", {"eager": 4.0})]
+            bench._row("device_copy", "1 GiB float32", {"eager": 4.0}),
+            bench._row("masked_attention_fwd_bwd", "B2xN8xC8 bfloat16", {"eager": 1.0, "triton": 2.0, "sdpa": 0.5,
+                                                                          "dispatch": 0.5, "path": "sdpa"})]
     (tmp_path / "bench_kernels.json").write_text(json.dumps({"rows": rows}))
     models = [{"model": m, "batch": 1, "dtype": "float16", "ms": ms, "images_per_s": 1000.0 / ms, "first_call_s": 2.0}
               for m, ms in (("resnet50", 1.0), ("visnet_paper_order", 4.0), ("visnet_fast_fusion", 2.0))]
@@ -56,7 +58,8 @@ def test_table_reports_every_part_and_says_what_is_missing(tmp_path: Path) -> No
     (tmp_path / "bench_models.json").write_text(json.dumps({"rows": models}))
     text = mod.table(tmp_path)
     lines = text.splitlines()
-    assert len(lines) == 2 + 2 + 1 + 2 + 1 and "missing" not in text
+    assert len(lines) == 2 + 2 + 1 + 3 + 1 and "missing" not in text
+    assert "SDPA 0.500 ms; dispatch -> sdpa 0.500 ms" in text
     assert "timed out, 200 s of 200 s" in text and "7 tests: 1 failed, 0 errors, 2 skipped, 88 s" in text
     assert "| 3.000 ms | 2.000 ms | 1.000 ms | 2.00x |" in text  # ratio against torch.compile
     assert "| 4.000 ms |  |  | 1.00x |" not in text and "device_copy" in text

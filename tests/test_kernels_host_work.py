@@ -126,3 +126,21 @@ def test_visnet_features_are_the_fusion_gap() -> None:
     assert (ref_out["features"] - ref_out["fused_map"].mean(dim=(2, 3))).abs().max() <= 1e-6
     assert (fast_out["features"] - fast_out["fused_map"].mean(dim=(2, 3))).abs().max() <= 1e-5
     assert (fast_out["features"] - ref_out["features"]).abs().max() <= 1e-4
+
+
+@pytest.mark.gpu
+def test_second_eval_forward_on_the_gpu_does_not_synchronize() -> None:
+    """On CUDA (Triton kernels), a second fp16 eval forward runs with torch's sync debug mode set
+    to error and with host-built tensors refused."""
+    fast = _module("fast").to("cuda", torch.float16)
+    feats = [f.to("cuda", torch.float16) for f in _feats(batch=3)]
+    with torch.inference_mode():
+        first = fast.fuse(*feats)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with no_host_work():
+                second = fast.fuse(*feats)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.equal(a, b) for a, b in zip(first, second))

@@ -47,9 +47,10 @@ _CPU_CONFIG = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=64, num_warps=4,
 
 
 def _shared_bytes(meta: dict, elem: int) -> int:
-    """Estimated shared memory of one program: pipelined Q, K and mask tiles, and the value tile."""
-    tiles = 2 * (meta["BLOCK_M"] + meta["BLOCK_N"]) * meta["BLOCK_C"] + meta["BLOCK_N"] * meta["BLOCK_DV"]
-    return meta["num_stages"] * elem * tiles
+    """Estimated shared memory of one program: the pipelined Q and K tiles and one output-sized
+    buffer (within ~40% of what the compile check reads for sm_90 at the spec shapes)."""
+    pipelined = meta["num_stages"] * (meta["BLOCK_M"] + meta["BLOCK_N"]) * meta["BLOCK_C"]
+    return elem * (pipelined + meta["BLOCK_M"] * meta["BLOCK_DV"])
 
 
 def _programs(meta: dict, args: dict) -> int:

@@ -81,7 +81,8 @@ def _bwd_map(P, sb, sd, DP, W, DWP, b, pid_d, nblk, G, S: tl.constexpr, s: tl.co
 
 @autotune(_GPU, _CPU, key=["D", "HW", "B_BUCKET"], pruner=_PRUNE)
 @triton.jit
-def _wsum_bwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, DOUT, DGAP, DP0, DP1, DP2, DP3, DWP, D, HW, inv_hw, B_BUCKET,
+def _wsum_bwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, DOUT, DGAP, DP0, DP1, DP2, DP3, DWP, D, HW, inv_hw,
+              B_BUCKET,
               S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_HW: tl.constexpr):
     b = tl.program_id(0)
     pid_d = tl.program_id(1)
