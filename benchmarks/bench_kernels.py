@@ -239,8 +239,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes only")
-    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=list(TRITON_DTYPES),
-                    help="attention input dtypes (default float32 bfloat16)")
+    ap.add_argument("--dtype", nargs="+", default=["bfloat16", "float32"], choices=list(TRITON_DTYPES),
+                    help="attention input dtypes, in this order (default bfloat16 float32)")
     ap.add_argument("--per-config", action="store_true",
                     help="also time every attention autotune config alone at the first attention shape "
                          "(B64 N2048 C256; with --quick B4 N512 C64)")
@@ -264,16 +264,26 @@ def main(argv: Optional[List[str]] = None) -> int:
                   [(64, 2048, 256), (8, 8192, 256), (64, 4096, 24), (16, 2048, 2048)])
     fus_shapes = [(8, (256, 128))] if args.quick else [(64, (256, 128))]
     rows: list = []
-    dtypes = [TRITON_DTYPES[d] for d in args.dtype]
-    bench_attention(att_shapes, dtypes, rows, peaks)
-    if args.per_config:
-        bench_attention_configs(att_shapes[0], dtypes, rows, peaks)
-    bench_fusion(fus_shapes, rows, peaks)
+    extra = {"device": name, "peaks": peaks, "fusion_macs_256x128": {"paper_order": ref_macs, "fast": fast_macs}}
+
+    def flush() -> None:  # rows so far on disk after every step: a run cut short by a time limit keeps them
+        for r in rows[flush.done:]:
+            print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+        flush.done = len(rows)
+        write_rows(rows, Path(args.out), extra)
+
+    flush.done = 0
     bench_weighted_sum([8] if args.quick else [64, 1024], (256, 128), rows, peaks)
-    for r in rows:
-        print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
-    write_rows(rows, Path(args.out), {"device": name, "peaks": peaks,
-                                      "fusion_macs_256x128": {"paper_order": ref_macs, "fast": fast_macs}})
+    flush()
+    bench_fusion(fus_shapes, rows, peaks)
+    flush()
+    for dtype in [TRITON_DTYPES[d] for d in args.dtype]:
+        for shape in att_shapes:
+            bench_attention([shape], [dtype], rows, peaks)
+            flush()
+        if args.per_config:
+            bench_attention_configs(att_shapes[0], [dtype], rows, peaks)
+            flush()
     print(f"Wrote {args.out}/bench_kernels.csv and .json")
     return 0
 
