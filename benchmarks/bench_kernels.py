@@ -1,6 +1,9 @@
 """Benchmark the Triton kernels against eager PyTorch and torch.compile (spec: kernels.md).
 
-Per shape: eager, torch.compile and Triton times (median of CUDA-event timed runs after warm-up),
+Per shape: eager, torch.compile and Triton times (attention: also PyTorch's SDPA path and the
+dispatcher's choice, kernels/masked_attention/dispatch.py) (median over CUDA-event windows of several
+back-to-back calls after warm-up, edge_reid.bench.cuda_timing; forward + backward where the row
+says so, the backward fed fixed random output gradients),
 the ratios, achieved TFLOP/s (attention) or GB/s (weighted sum), and the fraction of the
 device's peak. Rows go to a CSV and a JSON file (atomic writes). Also prints the multiply-add
 count of the paper-order fusion vs the exact cheaper form at 256x128 (FlopCounterMode; it counts
@@ -13,17 +16,18 @@ CPU reference once.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
+from edge_reid.bench.cuda_timing import cuda_median_ms
 from edge_reid.bench.report import write_csv, write_json
 from edge_reid.models.visnet_fusion import ScaleAttentionFusion
 from kernels._triton_utils import TRITON_DTYPES
 from kernels.masked_attention import masked_channel_attention, masked_channel_attention_reference
+from kernels.masked_attention.dispatch import choose_path
 from kernels.masked_attention.reference import attention_flops
 
 #: Dense peaks by GPU name fragment: (HBM bytes/s, dense FP16/BF16 tensor FLOP/s, FP32 non-tensor FLOP/s).
@@ -45,22 +49,6 @@ def device_peaks(name: str) -> Optional[Tuple[float, float, float]]:
         if key in name:
             return val
     return None
-
-
-def cuda_median_ms(fn: Callable[[], object], warmup: int = 5, iters: int = 20) -> float:
-    """Median time in ms of ``fn`` over CUDA-event timed runs after warm-up."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def _fusion_setup(batch: int, input_hw: Tuple[int, int], device: str, dtype=torch.float32):
@@ -116,6 +104,15 @@ def _attention_achieved(b: int, n: int, c: int, ms: float, dtype: torch.dtype, p
     return f"{tflops:.1f} TFLOP/s algorithmic ({label})", tflops * 1e12 / peak
 
 
+def _row(op: str, shape: str, t: Dict[str, float], achieved: str = "", fraction: float = float("nan"),
+         mem: str = "") -> dict:
+    """One table row from eager / compile / triton milliseconds (missing ones NaN)."""
+    e, c, k, sd = (t.get(name, float("nan")) for name in ("eager", "compile", "triton", "sdpa"))
+    return {"op": op, "shape": shape, "eager_ms": e, "compile_ms": c, "triton_ms": k, "speedup_vs_eager": e / k,
+            "speedup_vs_compile": c / k, "achieved": achieved, "fraction_of_peak": fraction, "peak_mem_mib": mem,
+            "sdpa_ms": sd, "dispatch_ms": t.get("dispatch", float("nan")), "dispatch_path": t.get("path", "")}
+
+
 def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
     for dtype in dtypes:
         for b, n, c in shapes:
@@ -124,9 +121,11 @@ def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
             variants = {
                 "eager": lambda: masked_channel_attention_reference(x, mask),
                 "compile": lambda: compiled(x, mask),
-                "triton": lambda: masked_channel_attention(x, mask),
+                "triton": lambda: masked_channel_attention(x, mask, path="triton"),
+                "sdpa": lambda: masked_channel_attention(x, mask, path="sdpa"),
+                "dispatch": lambda: masked_channel_attention(x, mask),
             }
-            times = {}
+            times: Dict[str, object] = {"path": choose_path((b, n, c), dtype, "cuda")}
             mem = {}
             for name, fn in variants.items():
                 try:
@@ -136,18 +135,12 @@ def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
                     torch.cuda.reset_peak_memory_stats()
                     times[name] = cuda_median_ms(run)
                     mem[name] = torch.cuda.max_memory_allocated() / 2**20
-                except torch.cuda.OutOfMemoryError:
+                except (torch.cuda.OutOfMemoryError, RuntimeError):  # OOM, or no SDPA backend for this shape
                     times[name], mem[name] = float("nan"), float("nan")
                     torch.cuda.empty_cache()
             achieved, fraction = _attention_achieved(b, n, c, times["triton"], dtype, peaks)
-            rows.append({
-                "op": "masked_attention_fwd_bwd", "shape": f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}",
-                "eager_ms": times["eager"], "compile_ms": times["compile"], "triton_ms": times["triton"],
-                "speedup_vs_eager": times["eager"] / times["triton"],
-                "speedup_vs_compile": times["compile"] / times["triton"],
-                "achieved": achieved, "fraction_of_peak": fraction,
-                "peak_mem_mib": f"eager {mem['eager']:.0f} / compile {mem['compile']:.0f} / triton {mem['triton']:.0f}",
-            })
+            rows.append(_row("masked_attention_fwd_bwd", f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}", times,
+                             achieved, fraction, " / ".join(f"{k} {v:.0f}" for k, v in mem.items())))
 
 
 def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
@@ -163,39 +156,27 @@ def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
         for i, config in enumerate(triton_attention._GPU_CONFIGS):
             try:
                 with fixed_config([triton_attention], config):
-                    ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask), [x, mask]))
+                    ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask, path="triton"), [x, mask]))
             except OutOfResources:  # e.g. a float32 config's shared memory on a 99 KiB-per-block GPU
                 ms = float("nan")
             achieved, fraction = _attention_achieved(b, n, c, ms, dtype, peaks)
-            rows.append({"op": f"masked_attention_fwd_bwd config {i}",
-                         "shape": f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}", "eager_ms": float("nan"),
-                         "compile_ms": float("nan"), "triton_ms": ms, "speedup_vs_eager": float("nan"),
-                         "speedup_vs_compile": float("nan"), "achieved": achieved, "fraction_of_peak": fraction,
-                         "peak_mem_mib": ""})
+            shape_label = f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}"
+            rows.append(_row(f"masked_attention_fwd_bwd config {i}", shape_label, {"triton": ms}, achieved, fraction))
 
 
 def bench_fusion(shapes, rows: list, peaks) -> None:
-    from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
+    """VisNet's whole fusion (forward + backward of its GAP, training mode), and each stage's
+    sampled projection alone (eval forward), against the paper order / PyTorch form."""
+    from kernels.scale_fusion.fast import project_sampled_affine
+    from kernels.scale_fusion.triton_projection import projection_flops, projection_forward
 
     for b, hw in shapes:
         feats, ref, fast = _fusion_setup(b, hw, "cuda")
-        compiled = torch.compile(ref)
-        variants = {
-            "eager": lambda: ref(*feats)[0].mean(dim=(2, 3)),
-            "compile": lambda: compiled(*feats)[0].mean(dim=(2, 3)),
-            "triton": lambda: fast(*feats)[0].mean(dim=(2, 3)),
-        }
+        compiled = torch.compile(ref.fuse)
+        variants = {"eager": lambda: ref.fuse(*feats)[2], "compile": lambda: compiled(*feats)[2],
+                    "triton": lambda: fast.fuse(*feats)[2]}
         times = {k: cuda_median_ms(_fwd_bwd(fn, feats)) for k, fn in variants.items()}
-        rows.append({
-            "op": "visnet_fusion_fwd_bwd", "shape": f"B{b} input {hw[0]}x{hw[1]}", "eager_ms": times["eager"],
-            "compile_ms": times["compile"], "triton_ms": times["triton"],
-            "speedup_vs_eager": times["eager"] / times["triton"], "speedup_vs_compile": times["compile"] / times["triton"],
-            "achieved": "", "fraction_of_peak": float("nan"), "peak_mem_mib": "",
-        })
-        # the sampled projection of one stage alone (eval forward): Triton kernel vs the PyTorch form
-        from kernels.scale_fusion.fast import project_sampled_affine
-        from kernels.scale_fusion.triton_projection import projection_flops, projection_forward
-
+        rows.append(_row("visnet_fusion_fwd_bwd", f"B{b} input {hw[0]}x{hw[1]}", times))
         h4, w4 = hw[0] // 32, hw[1] // 32
         for cin, fac in ((256, 8), (1024, 2)):
             x = torch.randn(b, cin, h4 * fac, w4 * fac, device="cuda")
@@ -207,32 +188,44 @@ def bench_fusion(shapes, rows: list, peaks) -> None:
                      "compile": cuda_median_ms(lambda: comp_p(x, wt, sc, sh, (h4, w4))),
                      "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4)))}
             tflops = projection_flops(b, cin, 2048, (h4, w4), fac) / (t["triton"] * 1e-3) / 1e12
-            rows.append({
-                "op": "sampled_projection_fwd", "shape": f"B{b} {cin}->2048 x{fac} to {h4}x{w4}",
-                "eager_ms": t["eager"], "compile_ms": t["compile"], "triton_ms": t["triton"],
-                "speedup_vs_eager": t["eager"] / t["triton"], "speedup_vs_compile": t["compile"] / t["triton"],
-                "achieved": f"{tflops:.1f} TFLOP/s", "fraction_of_peak": float("nan"), "peak_mem_mib": "",
-            })
-        # the memory-bound weighted sum + GAP alone (forward): bytes = read S maps + write fused + gap
-        h4, w4 = hw[0] // 32, hw[1] // 32
-        maps = [torch.randn(b, 2048, h4, w4, device="cuda") for _ in range(4)]
-        w = torch.rand(b, 4, device="cuda")
-        comp_ws = torch.compile(weighted_sum_reference)
-        t = {"eager": cuda_median_ms(lambda: weighted_sum_reference(maps, w)),
-             "compile": cuda_median_ms(lambda: comp_ws(maps, w)),
-             "triton": cuda_median_ms(lambda: weighted_scale_sum(maps, w))}
-        nbytes = 4 * (5 * b * 2048 * h4 * w4 + b * 2048 + b * 4)
-        gbs = nbytes / (t["triton"] * 1e-3) / 1e9
-        rows.append({
-            "op": "weighted_sum_gap_fwd", "shape": f"B{b}x2048x{h4}x{w4}x4", "eager_ms": t["eager"],
-            "compile_ms": t["compile"], "triton_ms": t["triton"], "speedup_vs_eager": t["eager"] / t["triton"],
-            "speedup_vs_compile": t["compile"] / t["triton"], "achieved": f"{gbs:.0f} GB/s",
-            "fraction_of_peak": gbs * 1e9 / peaks[0] if peaks else float("nan"), "peak_mem_mib": "",
-        })
+            rows.append(_row("sampled_projection_fwd", f"B{b} {cin}->2048 x{fac} to {h4}x{w4}", t,
+                             f"{tflops:.1f} TFLOP/s"))
+
+
+def bench_weighted_sum(batches: List[int], hw: Tuple[int, int], rows: list, peaks) -> None:
+    """The memory-bound weighted sum + GAP of 4 maps (B x 2048 x h x w, float32): the device's copy
+    bandwidth first (a 1 GiB copy, read + write), then the forward alone and forward + backward
+    (fixed random output gradients), each against eager and torch.compile of the PyTorch form."""
+    from kernels.scale_fusion.op import weighted_scale_sum, weighted_sum_reference
+
+    src = torch.empty(2**28, device="cuda")
+    dst = torch.empty_like(src)
+    copy_ms = cuda_median_ms(lambda: dst.copy_(src))
+    copy_gbs = 2 * src.numel() * 4 / (copy_ms * 1e-3) / 1e9
+    del src, dst
+    rows.append(_row("device_copy", "1 GiB float32", {"eager": copy_ms}, f"{copy_gbs:.0f} GB/s",
+                     copy_gbs * 1e9 / peaks[0] if peaks else float("nan")))
+    h4, w4 = hw[0] // 32, hw[1] // 32
+    impls = {"eager": weighted_sum_reference, "compile": torch.compile(weighted_sum_reference),
+             "triton": weighted_scale_sum}
+    for b in batches:
+        maps = [torch.randn(b, 2048, h4, w4, device="cuda", requires_grad=True) for _ in range(4)]
+        w = torch.rand(b, 4, device="cuda", requires_grad=True)
+        grads = (torch.randn(b, 2048, h4, w4, device="cuda"), torch.randn(b, 2048, device="cuda"))
+        with torch.no_grad():
+            fwd = {k: cuda_median_ms(lambda f=f: f(maps, w)) for k, f in impls.items()}
+        both = {k: cuda_median_ms(lambda f=f: torch.autograd.grad(f(maps, w), maps + [w], grads))
+                for k, f in impls.items()}
+        # bytes in units of one map: forward reads 4 maps and writes 1; the backward reads 4 maps and
+        # the fused map's gradient and writes 4 map gradients (GAP, weights negligible)
+        for op, t, units in (("weighted_sum_gap_fwd", fwd, 5), ("weighted_sum_gap_fwd_bwd", both, 14)):
+            gbs = units * 4 * b * 2048 * h4 * w4 / (t["triton"] * 1e-3) / 1e9
+            rows.append(_row(op, f"B{b}x2048x{h4}x{w4}x4", t, f"{gbs:.0f} GB/s ({gbs / copy_gbs:.0%} of copy)",
+                             gbs * 1e9 / peaks[0] if peaks else float("nan")))
 
 
 FIELDS = ["op", "shape", "eager_ms", "compile_ms", "triton_ms", "speedup_vs_eager", "speedup_vs_compile",
-          "achieved", "fraction_of_peak", "peak_mem_mib"]
+          "achieved", "fraction_of_peak", "peak_mem_mib", "sdpa_ms", "dispatch_ms", "dispatch_path"]
 
 
 def write_rows(rows: list, out_dir: Path, extra: dict) -> None:
@@ -246,8 +239,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: returns the exit status."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small shapes only")
-    ap.add_argument("--dtype", nargs="+", default=["float32", "bfloat16"], choices=list(TRITON_DTYPES),
-                    help="attention input dtypes (default float32 bfloat16)")
+    ap.add_argument("--dtype", nargs="+", default=["bfloat16", "float32"], choices=list(TRITON_DTYPES),
+                    help="attention input dtypes, in this order (default bfloat16 float32)")
     ap.add_argument("--per-config", action="store_true",
                     help="also time every attention autotune config alone at the first attention shape "
                          "(B64 N2048 C256; with --quick B4 N512 C64)")
@@ -267,18 +260,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     name = torch.cuda.get_device_name()
     peaks = device_peaks(name)
     print(f"Device: {name}; peaks {'unknown' if peaks is None else peaks}")
-    att_shapes = [(4, 512, 64), (2, 1000, 200)] if args.quick else [(64, 2048, 256), (8, 8192, 256), (16, 2048, 2048)]
+    att_shapes = ([(4, 512, 64), (2, 1000, 200)] if args.quick else
+                  [(64, 2048, 256), (8, 8192, 256), (64, 4096, 24), (16, 2048, 2048)])
     fus_shapes = [(8, (256, 128))] if args.quick else [(64, (256, 128))]
     rows: list = []
-    dtypes = [TRITON_DTYPES[d] for d in args.dtype]
-    bench_attention(att_shapes, dtypes, rows, peaks)
-    if args.per_config:
-        bench_attention_configs(att_shapes[0], dtypes, rows, peaks)
+    extra = {"device": name, "peaks": peaks, "fusion_macs_256x128": {"paper_order": ref_macs, "fast": fast_macs}}
+
+    def flush() -> None:  # rows so far on disk after every step: a run cut short by a time limit keeps them
+        for r in rows[flush.done:]:
+            print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
+        flush.done = len(rows)
+        write_rows(rows, Path(args.out), extra)
+
+    flush.done = 0
+    bench_weighted_sum([8] if args.quick else [64, 1024], (256, 128), rows, peaks)
+    flush()
     bench_fusion(fus_shapes, rows, peaks)
-    for r in rows:
-        print(" | ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
-    write_rows(rows, Path(args.out), {"device": name, "peaks": peaks,
-                                      "fusion_macs_256x128": {"paper_order": ref_macs, "fast": fast_macs}})
+    flush()
+    for dtype in [TRITON_DTYPES[d] for d in args.dtype]:
+        for shape in att_shapes:
+            bench_attention([shape], [dtype], rows, peaks)
+            flush()
+        if args.per_config:
+            bench_attention_configs(att_shapes[0], [dtype], rows, peaks)
+            flush()
     print(f"Wrote {args.out}/bench_kernels.csv and .json")
     return 0
 

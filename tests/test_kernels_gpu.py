@@ -45,7 +45,7 @@ def _attention_case(b: int, n: int, c: int, mask_kind: str, transposed: bool, dt
 def test_masked_attention_matches_float64_reference(b, n, c, mask_kind, transposed, dtype) -> None:
     x, mask, grad = _attention_case(b, n, c, mask_kind, transposed, dtype)
     xt, mt = x.detach().clone().requires_grad_(), mask.detach().clone().requires_grad_()
-    y = masked_channel_attention(xt, mt)
+    y = masked_channel_attention(xt, mt, path="triton")
     dx, dm = torch.autograd.grad(y, (xt, mt), grad)
     xr, mr = x.double().requires_grad_(), mask.double().requires_grad_()
     yr = masked_channel_attention_reference(xr, mr)
@@ -62,11 +62,11 @@ def test_masked_attention_memory_is_linear_in_tokens() -> None:
     x, mask, grad = _attention_case(b, n, c, "bnc", False, torch.float32)
     x.requires_grad_()
     mask.requires_grad_()
-    torch.autograd.grad(masked_channel_attention(x, mask), (x, mask), grad)  # autotune first (its own buffers)
+    torch.autograd.grad(masked_channel_attention(x, mask, path="triton"), (x, mask), grad)  # autotune first (its own buffers)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    y = masked_channel_attention(x, mask)
+    y = masked_channel_attention(x, mask, path="triton")
     torch.autograd.grad(y, (x, mask), grad)
     torch.cuda.synchronize()
     extra = torch.cuda.max_memory_allocated() - before
@@ -77,9 +77,12 @@ def test_masked_attention_memory_is_linear_in_tokens() -> None:
 
 def test_masked_attention_under_torch_compile_matches_eager() -> None:
     x, mask, grad = _attention_case(2, 300, 96, "bnc", False, torch.float32)
-    compiled = torch.compile(masked_channel_attention, fullgraph=True)
+    def triton_path(x, mask):
+        return masked_channel_attention(x, mask, path="triton")
+
+    compiled = torch.compile(triton_path, fullgraph=True)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ya, yb = masked_channel_attention(xa, mask), compiled(xb, mask)
+    ya, yb = triton_path(xa, mask), compiled(xb, mask)
     (ga,), (gb,) = torch.autograd.grad(ya, xa, grad), torch.autograd.grad(yb, xb, grad)
     assert torch.allclose(ya, yb, atol=1e-5, rtol=0) and torch.allclose(ga, gb, atol=1e-5, rtol=0)
 

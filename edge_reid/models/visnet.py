@@ -57,8 +57,7 @@ class VisNet(ReIDModel):
 
     def forward_train(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         stem, f1, f2, f3, f4 = self.backbone(x)
-        fused, weights = self.fusion(f1, f2, f3, f4)
-        features = fused.mean(dim=(2, 3))
+        fused, weights, features = self.fusion.fuse(f1, f2, f3, f4)  # GAP from the fusion kernel
         embeddings, logits = self.head(features)
         out = {
             "logits": logits,

@@ -110,12 +110,19 @@ class ScaleAttentionFusion(nn.Module):
 
         Falls back to :meth:`reference_forward` when a stage is not an integer multiple of stage 4.
         """
+        fused, weights, _ = self._fast_fuse(f1, f2, f3, f4)
+        return fused, weights
+
+    def _fast_fuse(
+        self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor, f4: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         from kernels.scale_fusion import AttentionMLP, Projection, scale_fusion
 
         stages = (f1, f2, f3, f4)
         h4, w4 = f4.shape[-2:]
         if any(stages[s - 1].shape[-2] % h4 or stages[s - 1].shape[-1] % w4 for s in self.fuse_stages):
-            return self.reference_forward(f1, f2, f3, f4)
+            fused, weights = self.reference_forward(f1, f2, f3, f4)
+            return fused, weights, fused.mean(dim=(2, 3))
         projections = [
             Projection.from_modules(getattr(self, f"proj_conv{s}"), getattr(self, f"proj_bn{s}"))
             for s in self.fuse_stages
@@ -125,8 +132,17 @@ class ScaleAttentionFusion(nn.Module):
             if self.scale_attention
             else None
         )
-        fused, weights, _ = scale_fusion([stages[s - 1] for s in self.fuse_stages], f4, projections, mlp)
-        return fused, weights
+        return scale_fusion([stages[s - 1] for s in self.fuse_stages], f4, projections, mlp)
+
+    def fuse(
+        self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor, f4: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(fused_map, scale_weights, GAP of the fused map B x C4)``: the fast form returns the GAP
+        its weighted-sum kernel computed in the same pass (no second read of the fused map)."""
+        if self.fusion_impl == "fast":
+            return self._fast_fuse(f1, f2, f3, f4)
+        fused, weights = self.reference_forward(f1, f2, f3, f4)
+        return fused, weights, fused.mean(dim=(2, 3))
 
     def forward(
         self, f1: torch.Tensor, f2: torch.Tensor, f3: torch.Tensor, f4: torch.Tensor

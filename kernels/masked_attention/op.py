@@ -6,6 +6,7 @@ the custom op ``edge_reid::masked_channel_attention_backward``. Both have fake (
 implementations, so torch.compile and torch.export trace them as single nodes. Each dispatches to
 Triton for CUDA tensors (and CPU tensors under TRITON_INTERPRET=1), else to the PyTorch reference.
 During ONNX export the public function calls the reference directly (standard ONNX operators).
+The public function first picks a path (``dispatch.py``: this op, SDPA or the reference).
 """
 
 from typing import Optional, Tuple
@@ -13,6 +14,7 @@ from typing import Optional, Tuple
 import torch
 
 from kernels._triton_utils import use_triton
+from kernels.masked_attention.dispatch import check_path, choose_path, sdpa_attention
 from kernels.masked_attention.reference import (
     attention_flops,
     check_inputs,
@@ -76,11 +78,14 @@ def _backward(ctx, grad_out, grad_lse):  # type: ignore[no-untyped-def]
 _mca_op.register_autograd(_backward, setup_context=_setup_context)
 
 
-def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optional[float] = None) -> torch.Tensor:
+def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optional[float] = None,
+                             path: Optional[str] = None) -> torch.Tensor:
     """Masked-channel attention Y = softmax((X*M)(X*M)^T * scale) X (DCS-Attention).
 
     x: B x N x C; mask: B x N x C or B x C (binary, any dtype; a float mask receives a gradient,
     for the straight-through estimator); scale defaults to 1/sqrt(C). Returns B x N x C.
+    ``path`` ("triton", "sdpa", "reference") forces an implementation; by default
+    ``dispatch.choose_path`` picks one by shape, dtype and device (all give the same result).
     """
     check_inputs(x, mask)
     s = resolve_scale(x.shape[-1], scale)
@@ -90,6 +95,11 @@ def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optiona
         return masked_channel_attention_reference(x, mask, s)
     if mask.dtype != x.dtype:
         mask = mask.to(x.dtype)
+    chosen = check_path(path) if path is not None else choose_path(tuple(x.shape), x.dtype, x.device.type)
+    if chosen == "sdpa":
+        return sdpa_attention(x, mask, s)
+    if chosen == "reference":
+        return masked_channel_attention_reference(x, mask, s)
     return _mca_op(x, mask, s)[0]
 
 

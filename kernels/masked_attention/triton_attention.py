@@ -23,7 +23,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton_utils import triton_autotune_configs
+from kernels.autotune import autotune, bucket, make_pruner
 
 LOG2E = 1.4426950408889634
 
@@ -31,7 +31,8 @@ LOG2E = 1.4426950408889634
 # C = 256): every config but the last compiles the three kernels without register spills in
 # float16/bfloat16; in float32 the first, second and fourth do too (the third spills 16 bytes in
 # the dQ kernel). The last (larger tiles for the tensor cores) spills 80 bytes in the half
-# dK/dV kernel and 0.5-0.9 KiB in float32; the autotuner times it like any other. At ragged
+# dK/dV kernel and 0.5-0.9 KiB in float32. The autotuner times at most two per key (_PRUNE:
+# value tile by C, no spilling config in float32, shared memory within the device). At ragged
 # sizes (N = 100, C = 200) float32 tiles spill more. BLOCK_DV = 256 covers C = 256 in one
 # program, so the logits are computed once per query block, not once per output-channel block.
 _GPU_CONFIGS = [
@@ -43,6 +44,31 @@ _GPU_CONFIGS = [
 ]
 # Interpreter: few, larger tiles (its cost is per operation); still several tiles on the test shapes.
 _CPU_CONFIG = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=64, num_warps=4, num_stages=1)
+
+
+def _shared_bytes(meta: dict, elem: int) -> int:
+    """Estimated shared memory of one program: the pipelined Q and K tiles and one output-sized
+    buffer (within ~40% of what the compile check reads for sm_90 at the spec shapes)."""
+    pipelined = meta["num_stages"] * (meta["BLOCK_M"] + meta["BLOCK_N"]) * meta["BLOCK_C"]
+    return elem * (pipelined + meta["BLOCK_M"] * meta["BLOCK_DV"])
+
+
+def _programs(meta: dict, args: dict) -> int:
+    n, c, b = int(args["N"]), int(args["C"]), int(args["X"].shape[0])
+    return triton.cdiv(n, meta["BLOCK_M"]) * triton.cdiv(c, meta["BLOCK_DV"]) * b
+
+
+def _fits(meta: dict, args: dict) -> bool:
+    """Value tile 128 for C <= 128 (256 would waste 2-10x of the PV work), 256 above (logits
+    once per query block); channel tile no wider than C's next power of two (>= 32)."""
+    c = int(args["C"])
+    return meta["BLOCK_DV"] == (128 if c <= 128 else 256) and meta["BLOCK_C"] <= bucket(c, 32)
+
+
+#: Not timed in float32: they spill there (compile check, sm_90).
+_FLOAT32_SPILLS = [_GPU_CONFIGS[2], _GPU_CONFIGS[4]]
+_PRUNE = make_pruner(tensor_arg="X", shared_bytes=_shared_bytes, programs=_programs, fits=_fits,
+                     float32_excluded=_FLOAT32_SPILLS)
 
 
 @triton.jit
@@ -89,11 +115,11 @@ def _rows_dot_tile(ab, sa_n, sa_c, bb, sb_n, sb_c, offs_m, offs_n, N, C,
     return s
 
 
-@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
+@autotune(_GPU_CONFIGS, _CPU_CONFIG, key=["N_BUCKET", "B_BUCKET", "C"], pruner=_PRUNE)
 @triton.jit
 def _mca_fwd(X, M, O, LSE,
              sxb, sxn, sxc, smb, smn, smc, sob, son, soc,
-             N, C, scale_log2,
+             N, C, scale_log2, N_BUCKET, B_BUCKET,
              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DV: tl.constexpr,
              IEEE: tl.constexpr):
     pid_m = tl.program_id(0)
@@ -128,11 +154,11 @@ def _mca_fwd(X, M, O, LSE,
         tl.store(LSE + b * N + offs_m, lse, mask=offs_m < N)
 
 
-@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
+@autotune(_GPU_CONFIGS, _CPU_CONFIG, key=["N_BUCKET", "B_BUCKET", "C"], pruner=_PRUNE)
 @triton.jit
 def _mca_bwd_dq(X, M, DY, LSE, DELTA, DZQ,
                 sxb, sxn, sxc, smb, smn, smc, sgb, sgn, sgc,
-                N, C, scale, scale_log2,
+                N, C, scale, scale_log2, N_BUCKET, B_BUCKET,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DV: tl.constexpr,
                 IEEE: tl.constexpr):
     pid_m = tl.program_id(0)
@@ -163,11 +189,11 @@ def _mca_bwd_dq(X, M, DY, LSE, DELTA, DZQ,
              mask=rm[:, None] & (offs_v[None, :] < C))
 
 
-@triton.autotune(configs=triton_autotune_configs(_GPU_CONFIGS, _CPU_CONFIG), key=["N", "C"])
+@autotune(_GPU_CONFIGS, _CPU_CONFIG, key=["N_BUCKET", "B_BUCKET", "C"], pruner=_PRUNE)
 @triton.jit
 def _mca_bwd_dkv(X, M, DY, LSE, DELTA, DV, DZK,
                  sxb, sxn, sxc, smb, smn, smc, sgb, sgn, sgc,
-                 N, C, scale, scale_log2,
+                 N, C, scale, scale_log2, N_BUCKET, B_BUCKET,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_DV: tl.constexpr,
                  IEEE: tl.constexpr):
     pid_n = tl.program_id(0)
@@ -217,7 +243,7 @@ def mca_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torc
     lse = torch.empty((B, N), dtype=torch.float32, device=x.device)
     grid = lambda meta: (triton.cdiv(N, meta["BLOCK_M"]), triton.cdiv(C, meta["BLOCK_DV"]), B)  # noqa: E731
     _mca_fwd[grid](x, m, out, lse, *x.stride(), *m.stride(), *out.stride(),
-                   N, C, scale * LOG2E, IEEE=x.dtype == torch.float32)
+                   N, C, scale * LOG2E, bucket(N), bucket(B, 2), IEEE=x.dtype == torch.float32)
     return out, lse
 
 
@@ -234,10 +260,10 @@ def mca_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, ou
     ieee = x.dtype == torch.float32
     grid_q = lambda meta: (triton.cdiv(N, meta["BLOCK_M"]), triton.cdiv(C, meta["BLOCK_DV"]), B)  # noqa: E731
     _mca_bwd_dq[grid_q](x, m, grad_out, lse, delta, dzq, *x.stride(), *m.stride(), *grad_out.stride(),
-                        N, C, scale, scale * LOG2E, IEEE=ieee)
+                        N, C, scale, scale * LOG2E, bucket(N), bucket(B, 2), IEEE=ieee)
     grid_k = lambda meta: (triton.cdiv(N, meta["BLOCK_N"]), triton.cdiv(C, meta["BLOCK_DV"]), B)  # noqa: E731
     _mca_bwd_dkv[grid_k](x, m, grad_out, lse, delta, dv, dzk, *x.stride(), *m.stride(), *grad_out.stride(),
-                         N, C, scale, scale * LOG2E, IEEE=ieee)
+                         N, C, scale, scale * LOG2E, bucket(N), bucket(B, 2), IEEE=ieee)
     dz = dzq + dzk
     dx = dv + dz * m.float()
     dm = dz * x.float()

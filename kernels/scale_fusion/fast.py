@@ -49,15 +49,30 @@ def bilinear_taps(in_size: int, out_size: int) -> Tuple[Tuple[int, ...], Tuple[T
 
 
 def sampling_plan(in_hw: Tuple[int, int], out_hw: Tuple[int, int], device: torch.device, dtype: torch.dtype):
-    """Row/column indices to project and the row/column blend matrices (as tensors)."""
+    """Row/column indices to project and the row/column blend matrices (as tensors).
+
+    Built once per (sizes, device, dtype) and cached (:func:`_plan_tensors`): later calls make no
+    tensor from Python data, so no host-to-device copy (and no stream synchronisation) per call.
+    """
     for a, b in zip(in_hw, out_hw):
         if a % b != 0:
             raise InvalidInputError(
                 f"Stage resolution {tuple(in_hw)} must be an integer multiple of the target {tuple(out_hw)}.")
-    ih, ah = bilinear_taps(int(in_hw[0]), int(out_hw[0]))
-    iw, aw = bilinear_taps(int(in_hw[1]), int(out_hw[1]))
-    return (torch.tensor(ih, device=device), torch.tensor(iw, device=device),
-            torch.tensor(ah, device=device, dtype=dtype), torch.tensor(aw, device=device, dtype=dtype))
+    return _plan_tensors((int(in_hw[0]), int(in_hw[1])), (int(out_hw[0]), int(out_hw[1])), torch.device(device), dtype)
+
+
+@lru_cache(maxsize=128)
+def _plan_tensors(in_hw: Tuple[int, int], out_hw: Tuple[int, int], device: torch.device, dtype: torch.dtype):
+    """The tensors of :func:`sampling_plan`, built once per key (read-only constants, never written).
+
+    Built outside inference mode, so that a plan first made under ``torch.inference_mode`` can
+    still be saved for backward by a later training step.
+    """
+    ih, ah = bilinear_taps(in_hw[0], out_hw[0])
+    iw, aw = bilinear_taps(in_hw[1], out_hw[1])
+    with torch.inference_mode(False), torch.no_grad():
+        return (torch.tensor(ih, device=device), torch.tensor(iw, device=device),
+                torch.tensor(ah, device=device, dtype=dtype), torch.tensor(aw, device=device, dtype=dtype))
 
 
 def batch_moments(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -20,11 +20,24 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._triton_utils import triton_autotune_configs
+from kernels.autotune import autotune, bucket, make_pruner
 
 _GPU = [dict(BLOCK_D=32, BLOCK_HW=32, num_warps=4), dict(BLOCK_D=64, BLOCK_HW=32, num_warps=4),
         dict(BLOCK_D=16, BLOCK_HW=64, num_warps=2), dict(BLOCK_D=128, BLOCK_HW=32, num_warps=8)]
 _CPU = dict(BLOCK_D=64, BLOCK_HW=32, num_warps=4)
+
+
+def _programs(meta: dict, args: dict) -> int:
+    return int(args["W"].shape[0]) * triton.cdiv(int(args["D"]), meta["BLOCK_D"])
+
+
+def _fits(meta: dict, args: dict) -> bool:
+    """No position tile wider than the map (VisNet's 8 x 4 maps: 32 positions)."""
+    return meta["BLOCK_HW"] <= bucket(int(args["HW"]), 32)
+
+
+# Elementwise and reductions only: no shared-memory tiles to bound (estimate 0).
+_PRUNE = make_pruner(tensor_arg="W", shared_bytes=lambda meta, elem: 0, programs=_programs, fits=_fits)
 
 
 @triton.jit
@@ -34,9 +47,9 @@ def _acc_map(acc, P, sb, sd, W, b, S: tl.constexpr, s: tl.constexpr, offs_d, off
     return acc + w * x
 
 
-@triton.autotune(configs=triton_autotune_configs(_GPU, _CPU), key=["D", "HW"])
+@autotune(_GPU, _CPU, key=["D", "HW", "B_BUCKET"], pruner=_PRUNE)
 @triton.jit
-def _wsum_fwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, OUT, GAP, D, HW, inv_hw,
+def _wsum_fwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, OUT, GAP, D, HW, inv_hw, B_BUCKET,
               S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_HW: tl.constexpr):
     b = tl.program_id(0)
     offs_d = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -66,9 +79,10 @@ def _bwd_map(P, sb, sd, DP, W, DWP, b, pid_d, nblk, G, S: tl.constexpr, s: tl.co
     return tl.sum(tl.sum(x * G, 1), 0)
 
 
-@triton.autotune(configs=triton_autotune_configs(_GPU, _CPU), key=["D", "HW"])
+@autotune(_GPU, _CPU, key=["D", "HW", "B_BUCKET"], pruner=_PRUNE)
 @triton.jit
 def _wsum_bwd(P0, P1, P2, P3, s0b, s0d, s1b, s1d, s2b, s2d, s3b, s3d, W, DOUT, DGAP, DP0, DP1, DP2, DP3, DWP, D, HW, inv_hw,
+              B_BUCKET,
               S: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_HW: tl.constexpr):
     b = tl.program_id(0)
     pid_d = tl.program_id(1)
@@ -127,7 +141,7 @@ def wsum_forward(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> Tuple[t
     gap = torch.empty((b, d), dtype=maps[0].dtype, device=maps[0].device)
     w = weights.contiguous()
     grid = lambda meta: (b, triton.cdiv(d, meta["BLOCK_D"]))  # noqa: E731
-    _wsum_fwd[grid](*_args(flat), w, out, gap, d, hw, 1.0 / hw, S=len(maps))
+    _wsum_fwd[grid](*_args(flat), w, out, gap, d, hw, 1.0 / hw, bucket(b, 2), S=len(maps))
     return out.view(maps[0].shape), gap
 
 
@@ -153,7 +167,7 @@ def wsum_backward(maps: Sequence[torch.Tensor], weights: torch.Tensor, grad_fuse
             raise ValueError(f"BLOCK_D={meta['BLOCK_D']} is below the smallest block wsum_backward supports")
         return (b, cfg_block["n"])
 
-    _wsum_bwd[grid](*_args(flat), w, dout, dgap, *(dps + [dps[0]] * (4 - s)), dwp, d, hw, 1.0 / hw, S=s)
+    _wsum_bwd[grid](*_args(flat), w, dout, dgap, *(dps + [dps[0]] * (4 - s)), dwp, d, hw, 1.0 / hw, bucket(b, 2), S=s)
     nblk = cfg_block["n"]
     dw = dwp[: b * nblk * s].view(b, nblk, s).sum(1).to(weights.dtype)
     return [dps[i].view(maps[i].shape) for i in range(s)], dw
