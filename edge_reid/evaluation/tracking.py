@@ -21,7 +21,7 @@ import configparser
 import contextlib
 import io
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from edge_reid.errors import InvalidInputError, MissingDependencyError
 
@@ -57,13 +57,17 @@ def read_sequences(gt_folder: Any) -> Dict[str, int]:
     return seqs
 
 
-def check_match(sequences: Mapping[str, int], frames: Mapping[str, int]) -> None:
-    """Raise one sentence when the videos' camera names or frame counts differ from the ground truth."""
+def check_match(sequences: Mapping[str, int], frames: Mapping[str, Optional[int]]) -> None:
+    """Raise one sentence when the videos' camera names or frame counts differ from the ground truth.
+
+    A frame count of None (a live source, a container that does not say) is not checked.
+    """
     missing = sorted(set(frames) - set(sequences))
     if missing:
         raise InvalidInputError(f"The ground truth has no sequence for camera(s) {', '.join(missing)} "
                                 f"(it has {', '.join(sorted(sequences))}).")
-    wrong = [f"{c}: {frames[c]} frames, ground truth {sequences[c]}" for c in sorted(frames) if frames[c] != sequences[c]]
+    wrong = [f"{c}: {frames[c]} frames, ground truth {sequences[c]}" for c in sorted(frames)
+             if frames[c] is not None and frames[c] != sequences[c]]
     if wrong:
         raise InvalidInputError(f"The videos do not match the ground truth's frame counts ({'; '.join(wrong)}).")
 

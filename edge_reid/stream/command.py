@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
     parser.add_argument("--threshold", type=float, default=None,
                         help="cosine similarity needed to match an identity (default 0.5)")
-    parser.add_argument("--detector", default="background", help="person detector: background or onnx_yolo")
+    parser.add_argument("--detector", default="background", help="person detector: background, hog or onnx_yolo")
     parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
     parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")
     parser.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
@@ -47,6 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-new-identities", action="store_true",
                         help="only match the gallery; never create identities from unmatched tracks")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
+    parser.add_argument("--eval", default=None, metavar="SCENE_OR_GT",
+                        help="score the run with TrackEval (HOTA/IDF1/MOTA per camera, cross-camera IDF1) against a "
+                             "scene (easy, default, hard, a scene YAML or folder; its videos play when no --source "
+                             "is given) or a folder of MOTChallenge sequences named like the cameras; writes "
+                             "metrics.json")
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -177,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
     gallery_dir = Path(args.gallery).expanduser() if args.gallery else None
     specs = list(args.source)
     enrol_from: Optional[Path] = None
+    evaluation = None
+    if args.eval:
+        from edge_reid.stream.evaluate import plan_eval
+
+        evaluation = plan_eval(args.eval, specs, args.max_frames)
+        if not specs and gallery_dir is None:
+            enrol_from = evaluation.enrol_folder
+        specs = evaluation.specs
     if not specs:
         folder = synthetic_video()
         specs = synthetic_sources(folder)
@@ -193,6 +206,10 @@ def run(args: argparse.Namespace) -> int:
     config = StreamConfig(embed_interval=max(1, args.embed_interval), new_identities=not args.no_new_identities)
     if args.max_frames is not None and args.max_frames < 1:
         raise EdgeReidError("--max-frames must be at least 1.")
-    run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
-               max_frames=args.max_frames)
+    summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
+                         max_frames=args.max_frames)
+    if evaluation is not None:
+        from edge_reid.stream.evaluate import finish_eval
+
+        finish_eval(evaluation, out, summary, args.detector)
     return 0

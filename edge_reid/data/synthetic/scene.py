@@ -129,8 +129,9 @@ def plan_visits(scene: Scene) -> List[Dict[str, Any]]:
             durations = [max(10, int(d * ratio)) for d in durations]
             total = sum(durations) + sum(gaps)
         t = int(rng.integers(0, max(0, frames - total) + 1))
-        cams = [int(c) + 1 for c in rng.choice(scene.cameras, size=min(n, scene.cameras), replace=False)]
-        while len(cams) < n:  # re-entry: come back into one of the cameras already visited
+        base = min(scene.visits, scene.cameras)
+        cams = [int(c) + 1 for c in rng.choice(scene.cameras, size=base, replace=False)]
+        while len(cams) < n:  # re-entry: come back into one of the cameras already visited (not the last)
             cams.append(int(rng.choice(cams[:-1] if len(cams) > 1 else cams)))
         for j in range(n):
             visits.append({"pid": pid, "cam": cams[j], "start": t, "duration": durations[j],
