@@ -94,7 +94,8 @@ def write_predictions(folder: Path, cameras: Sequence[str], predictions: Iterabl
     data = Path(folder) / TRACKER / "data"
     data.mkdir(parents=True, exist_ok=True)
     for camera in cameras:
-        (data / f"{camera}.txt").write_text("".join(_line(f + 1, t + 1, b, c) for f, t, _, b, c in sorted(rows[camera], key=lambda r: r[:2])))
+        ordered = sorted(rows[camera], key=lambda r: r[:2])
+        (data / f"{camera}.txt").write_text("".join(_line(f + 1, t + 1, b, c) for f, t, _, b, c in ordered))
     return rows
 
 
@@ -126,7 +127,10 @@ def write_cross_camera(gt_folder: Path, work: Path, sequences: Mapping[str, int]
 
 
 def run_trackeval(gt_folder: Path, pred_folder: Path, seqs: Sequence[str]) -> Dict[str, Dict[str, float]]:
-    """TrackEval's HOTA, CLEAR and Identity on ``seqs`` (MOTChallenge files, its own reader); per sequence and COMBINED."""
+    """TrackEval's HOTA, CLEAR and Identity on ``seqs`` (MOTChallenge files, its own reader).
+
+    Returns one row per sequence and ``COMBINED`` (TrackEval's combination over the sequences).
+    """
     trackeval = _trackeval()
     eval_config = {"USE_PARALLEL": False, "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None, "PRINT_RESULTS": False,
                    "PRINT_CONFIG": False, "TIME_PROGRESS": False, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
