@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         from edge_reid.stream.evaluate import plan_eval
 
         evaluation = plan_eval(args.eval, specs, args.max_frames)
-        if not specs and gallery_dir is None:
+        if gallery_dir is None:  # a scene's own enrolment images (never saved back into the scene)
             enrol_from = evaluation.enrol_folder
         specs = evaluation.specs
     if not specs:

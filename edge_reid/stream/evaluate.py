@@ -3,8 +3,9 @@
 ``SCENE_OR_GT`` is a named synthetic scene (``easy``, ``default``, ``hard``), a scene YAML file
 (rendered once under ``cache_dir()/scenes``), a rendered scene folder, or a folder of
 MOTChallenge sequences named like the cameras (``<camera>/gt/gt.txt`` + ``seqinfo.ini``).
-With a scene and no ``--source`` its videos are played and, without ``--gallery``, the gallery
-is enrolled from the scene's enrolment images. After the run, the events become per-camera
+With a scene and no ``--source`` its videos are played (``--source camN=...`` plays a subset of
+its cameras, scored on those) and, without ``--gallery``, the gallery is enrolled from the
+scene's enrolment images. After the run, the events become per-camera
 tracker files and TrackEval computes the metrics (:mod:`edge_reid.evaluation.tracking`);
 ``metrics.json`` (metrics, per-stage timing, frames per second per camera) and a table follow.
 """
