@@ -33,6 +33,7 @@ setup(
         "matplotlib>=3.7",
         "supervision>=0.26",
         "trackers>=2.6",  # Roboflow's maintained ByteTrack (moved out of supervision in 0.27)
+        "trackeval>=1.3",  # HOTA / CLEAR / Identity tracking metrics (the HOTA authors' TrackEval, packaged)
     ],
     extras_require={
         "dev": ["pytest>=7", "pytest-timeout>=2", "faiss-cpu>=1.7"],  # faiss: so the gallery's faiss path is tested

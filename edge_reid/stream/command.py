@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
     parser.add_argument("--threshold", type=float, default=None,
                         help="cosine similarity needed to match an identity (default 0.5)")
-    parser.add_argument("--detector", default="background", help="person detector: background or onnx_yolo")
+    parser.add_argument("--detector", default="background", help="person detector: background, hog or onnx_yolo")
     parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
     parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")
     parser.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-new-identities", action="store_true",
                         help="only match the gallery; never create identities from unmatched tracks")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
+    parser.add_argument("--eval", default=None, metavar="SCENE_OR_GT",
+                        help="score the run with TrackEval (HOTA/IDF1/MOTA per camera, cross-camera IDF1) against a "
+                             "scene (easy, default, hard, a scene YAML or folder; its videos play when no --source "
+                             "is given) or a folder of MOTChallenge sequences named like the cameras; writes "
+                             "metrics.json")
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -206,6 +211,14 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
         raise InvalidInputError(f"Model file {model} does not exist.")
     specs = list(args.source)
     enrol_from: Optional[Path] = None
+    evaluation = None
+    if args.eval:
+        from edge_reid.stream.evaluate import plan_eval
+
+        evaluation = plan_eval(args.eval, specs, args.max_frames)
+        if not args.gallery:  # a scene's own enrolment images (never saved back into the scene)
+            enrol_from = evaluation.enrol_folder
+        specs = evaluation.specs
     if not specs:
         folder = synthetic_video()
         specs = synthetic_sources(folder)
@@ -218,6 +231,10 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold)
     sources = open_sources(specs)
     config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities)
-    run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
-               max_frames=args.max_frames)
+    summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
+                         max_frames=args.max_frames)
+    if evaluation is not None:
+        from edge_reid.stream.evaluate import finish_eval
+
+        finish_eval(evaluation, out, summary, args.detector)
     return 0

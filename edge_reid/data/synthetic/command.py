@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--people", type=int, default=4, help="video: people walking")
     parser.add_argument("--frames", type=int, default=200, help="video: frames per camera")
     parser.add_argument("--fps", type=int, default=10, help="video: frames per second")
+    parser.add_argument("--scene", default=None, metavar="NAME_OR_YAML",
+                        help="video: a named scene (easy, default, hard) or a scene YAML file; overrides "
+                             "--people/--cams/--frames/--fps/--seed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,14 +29,17 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     if args.video:
-        from edge_reid.data.synthetic.video import write_multicam_video
+        from edge_reid.data.synthetic.scene import Scene, load_scene
+        from edge_reid.data.synthetic.video import write_scene_video
 
         cams = 2 if args.cams is None else args.cams
-        root = write_multicam_video(out, num_people=args.people, num_cams=cams, seed=args.seed,
-                                    frames=args.frames, fps=args.fps)
+        scene = load_scene(args.scene) if args.scene else Scene(
+            people=args.people, cameras=cams, frames=args.frames, fps=args.fps, seed=args.seed)
+        root = write_scene_video(out, scene)
         lines = (root / "ground_truth.jsonl").read_text().splitlines()
-        print(f"Wrote {cams} camera videos of {args.frames} frames with {args.people} people to {root} "
-              f"({len(lines)} ground-truth boxes) in {time.perf_counter() - start:.1f} s.")
+        print(f"Wrote scene '{scene.name}': {scene.cameras} camera videos of {scene.frames} frames with "
+              f"{scene.people} people to {root} ({len(lines)} ground-truth boxes; MOTChallenge sequences in "
+              f"{root / 'mot'}) in {time.perf_counter() - start:.1f} s.")
         for path in sorted(root.iterdir()):
             print(f"  {path.name}")
         return 0

@@ -10,7 +10,7 @@ import numpy as np
 
 from edge_reid.registry import Registry
 
-#: Person detectors by name: ``background``, ``onnx_yolo``.
+#: Person detectors by name: ``background``, ``onnx_yolo``, ``hog``.
 DETECTORS: Registry = Registry("detector")
 
 
