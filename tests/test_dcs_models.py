@@ -116,3 +116,20 @@ def test_both_forms_export_to_standard_onnx_with_their_metadata(form: str, tmp_p
         ref = model(torch.from_numpy(x)).numpy()
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x})[0]
     assert np.abs(got - ref).max() <= 1e-4
+
+
+def test_checkpoint_from_before_the_form_option_loads_as_softmax(tmp_path) -> None:
+    import dataclasses
+
+    from edge_reid.models.checkpoint import load_model_from_checkpoint, save_checkpoint
+
+    model = build_model("dcs_mobilenetv2", 3, form="softmax", input_size=(64, 32))
+    meta = model.meta("synthetic")
+    old = dataclasses.replace(meta, model_options={k: v for k, v in meta.model_options.items()
+                                                   if k not in ("form", "key_stride", "insert_after")})
+    save_checkpoint(tmp_path / "old.pth", model, old)
+    loaded, _, _ = load_model_from_checkpoint(tmp_path / "old.pth")
+    assert all(m.form == "softmax" for m in loaded.attention.values())
+    new = build_model("dcs_mobilenetv2", 3, input_size=(64, 32))
+    save_checkpoint(tmp_path / "new.pth", new, new.meta("synthetic"))
+    assert all(m.form == "linear" for m in load_model_from_checkpoint(tmp_path / "new.pth")[0].attention.values())

@@ -153,3 +153,9 @@ def dcs_resnet50(
         num_classes, net.stem, [net.layer1, net.layer2, net.layer3, net.layer4], net.out_channels,
         None, 2048, stages, tau, vanilla, size, options,
     )
+
+
+# Checkpoints written before ``form`` / ``insert_after`` were recorded used the softmax form and,
+# for ResNet50, blocks after all four stages (read by edge_reid.models.checkpoint).
+dcs_mobilenetv2.unrecorded_defaults = {"form": "softmax"}  # type: ignore[attr-defined]
+dcs_resnet50.unrecorded_defaults = {"form": "softmax", "insert_after": [1, 2, 3, 4]}  # type: ignore[attr-defined]

@@ -187,3 +187,7 @@ def dcs_searched(num_classes: int, arch: Optional[Union[Mapping[str, Any], str]]
         raise InvalidInputError("Model 'dcs_searched' needs the option 'arch' (an exported architecture config or file).")
     return SearchedReID(num_classes, arch, tau=tau, vanilla=vanilla, input_size=parse_input_size(input_size),
                         form=form, key_stride=key_stride)
+
+
+# Checkpoints written before ``form`` was recorded used the softmax form (edge_reid.models.checkpoint).
+dcs_searched.unrecorded_defaults = {"form": "softmax"}  # type: ignore[attr-defined]
