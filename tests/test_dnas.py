@@ -97,6 +97,14 @@ def test_exported_arch_builds_a_model(supernet: DCSSupernet, tmp_path: Path) -> 
     assert torch.allclose(model(torch.rand(2, 3, *SIZE)).norm(dim=1), torch.ones(2), atol=1e-5)
 
 
+def test_searched_model_is_smaller_than_its_supernet(supernet: DCSSupernet, tmp_path: Path) -> None:
+    from scripts import load_script
+
+    path = export_arch(supernet.derive_arch(), tmp_path / "arch.json")
+    sup, found = load_script("benchmarks/dnas_complexity.py").rows(str(path), [64, 32], num_classes=6)
+    assert found["params_M"] < sup["params_M"] and 0 < found["mmacs"] < sup["mmacs"]
+
+
 def test_bad_arch_is_a_clear_error() -> None:
     with pytest.raises(EdgeReidError, match="arch"):
         build_model("dcs_searched", 3)
