@@ -63,6 +63,8 @@ class LossInitHook(Hook):
             return
         import torch
 
+        from edge_reid.losses.registry import check_outputs
+
         model = trainer.module
         buffers = [b for b in model.buffers()]
         saved = [b.detach().clone() for b in buffers]
@@ -77,6 +79,7 @@ class LossInitHook(Hook):
                     if index >= limit:
                         break
                     outputs = model(batch[0].to(trainer.device))
+                    check_outputs(outputs, tuple(keys), "initial pass")
                     for k in keys:
                         collected[k].append(outputs[k].detach().float())
                     labels.append(batch[1].to(trainer.device))

@@ -9,6 +9,8 @@ reference today; :func:`_kernel` is the one place a Triton kernel plugs in (the 
 public function calls the reference directly (standard operators).
 """
 
+import functools
+import importlib
 from typing import Callable, Optional, Tuple
 
 import torch
@@ -34,11 +36,16 @@ def _kernel(name: str, *tensors: torch.Tensor) -> Optional[Callable[..., object]
 
     if not use_triton(*tensors):
         return None
+    return getattr(_triton_module(), f"la_{name}", None)
+
+
+@functools.lru_cache(maxsize=1)
+def _triton_module() -> Optional[object]:
+    """``kernels.linear_attention.triton_linear`` when it exists (looked up once)."""
     try:
-        from kernels.linear_attention import triton_linear  # type: ignore[attr-defined]
+        return importlib.import_module("kernels.linear_attention.triton_linear")
     except ImportError:
         return None
-    return getattr(triton_linear, f"la_{name}", None)
 
 
 @torch.library.custom_op("edge_reid::linear_attention", mutates_args=())
