@@ -21,6 +21,17 @@ def test_conv_and_linear_macs_follow_the_textbook_formula() -> None:
     assert model.training  # the mode is restored after the eval-mode count
 
 
+def test_paper_conventions_count_batch_norm_as_thop_does() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.BatchNorm2d(8, affine=False))
+    report = complexity(model, input_size=(10, 6), batch=2)
+    elements = 8 * 10 * 6
+    assert report.bn_ops == 2 * (4 * elements + 2 * elements)  # affine BN: 4 per element, plain: 2
+    assert report.gflops("thop") == pytest.approx((report.macs + report.bn_ops) / 2 / 1e9)
+    assert report.gflops("2x-macs") == pytest.approx(2 * report.gmacs)
+    with pytest.raises(InvalidInputError, match="convention"):
+        report.gflops("fvcore")
+
+
 def test_resnet50_at_224_matches_the_known_4_1_gmacs() -> None:
     report = complexity(build_model("resnet50", num_classes=1000), input_size=(224, 224))
     assert report.gmacs == pytest.approx(4.1, rel=0.02)  # torchvision lists 4.09 G for ResNet50

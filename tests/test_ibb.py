@@ -120,3 +120,58 @@ def test_bad_input_is_a_clear_error() -> None:
         IBBLoss(num_classes=2)({"embeddings": torch.randn(2, 3), "stem_features": torch.randn(2, 3)}, torch.tensor([0, 4]))
     with pytest.raises(EdgeReidError, match="beta"):
         IBBLoss(beta=-1)
+
+
+def _coloured_batch(num_ids: int = 4, per_id: int = 3, seed: int = 0):
+    """Images whose identity sets the mean colour (so even a random network separates them a little)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(num_ids).repeat_interleave(per_id)
+    colours = torch.rand(num_ids, 3, 1, 1, generator=g)
+    images = (colours[y] + 0.15 * torch.rand(len(y), 3, 64, 32, generator=g)).clamp(0, 1)
+    return images, y
+
+
+def test_initialised_bound_has_a_gradient_on_the_embedding_path_at_the_first_step() -> None:
+    from edge_reid.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("dcs_mobilenetv2", 4, input_size=(64, 32)).train()
+    images, y = _coloured_batch()
+    with torch.no_grad():
+        first = model(images)
+    fresh = IBBLoss()
+    assert all(p.grad is None for p in model.parameters())
+    loss = IBBLoss()
+    stats = loss.initialise({k: first[k] for k in ("embeddings", "stem_features")}, y)
+    assert loss.beta_f > 1.0 and 0.4 < stats["entropy_f"] < 0.6  # auto beta: not flat (beta 1 would be ~1)
+    out = model(images)
+    loss(out, y).backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    backbone = [n for n in grads if n.startswith("stages.")]
+    assert max(float(grads[n].abs().max()) for n in backbone if grads[n] is not None) > 1e-6
+    assert float(grads["head.bn.weight"].abs().max()) > 1e-6  # BNNeck
+    assert grads["head.classifier.weight"] is None  # the classifier is not what the bound trains
+    # without the initial pass (uniform Q) the same first step has no gradient at all
+    model.zero_grad(set_to_none=True)
+    fresh(model(images), y).backward()
+    assert max(float(p.grad.abs().max()) for p in model.parameters() if p.grad is not None) < 1e-6
+
+
+def test_auto_beta_reaches_the_target_entropy_and_survives_a_round_trip() -> None:
+    outputs = {"embeddings": torch.cat([o["embeddings"].detach() for o, _ in _batches()]),
+               "stem_features": torch.cat([o["stem_features"] for o, _ in _batches()])}
+    y = torch.cat([t for _, t in _batches()])
+    loss = IBBLoss(target_entropy=0.3)
+    stats = loss.initialise(outputs, y)
+    assert stats["entropy_f"] == pytest.approx(0.3, abs=1e-3) and stats["entropy_x"] == pytest.approx(0.3, abs=1e-3)
+    assert torch.allclose(loss.q_table.sum(1), torch.ones(K, dtype=loss.q_table.dtype))
+    loss(outputs, y)
+    assert 0.0 < loss.running_stats()["entropy_f"] < 1.0
+    buf = io.BytesIO()
+    torch.save(loss.state_dict(), buf)
+    buf.seek(0)
+    restored = IBBLoss()
+    restored.load_state_dict(torch.load(buf, weights_only=True))
+    assert (restored.beta_f, restored.beta_x) == (loss.beta_f, loss.beta_x)
+    with pytest.raises(EdgeReidError, match="target_entropy"):
+        IBBLoss(target_entropy=1.5)

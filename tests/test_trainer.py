@@ -137,3 +137,19 @@ def test_nonfinite_losses_in_a_row_stop_training(tiny_root: Path, tmp_path: Path
     with pytest.raises(NonFiniteLossError, match="2 steps in a row.*train.max_nonfinite"):
         trainer.train()
     assert trainer.state.nonfinite_total == 2 and trainer.state.nonfinite_streak == 2
+
+
+def test_ibb_starts_from_an_initial_pass_and_logs_its_table_v_columns(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_root, tmp_path / "run", loss_init_batches=2)
+    cfg["model"] = {"name": "dcs_mobilenetv2"}
+    cfg["loss"]["terms"].append({"name": "ibb", "weight": 0.01})
+    result = train(cfg, verbose=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    init = rows[0]
+    assert init["ibb.init.samples"] == 2 * 16 and init["ibb.init.beta_f"] > 1.0
+    assert 0.4 < init["ibb.init.entropy_f"] < 0.6
+    for row in rows[1:]:
+        assert {"stats.ibb.ibb", "stats.ibb.ib_loss", "stats.ibb.entropy_f", "stats.ibb.i_fy"} <= set(row)
+        assert math.isfinite(row["stats.ibb.ibb"])
+    assert result.model.meta().model_options["form"] == "linear"

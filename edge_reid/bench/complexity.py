@@ -1,13 +1,18 @@
 """Model complexity: parameters (total, per part, trainable) and multiply-adds.
 
 Multiply-adds are counted with PyTorch's own ``torch.utils.flop_counter.FlopCounterMode`` (no
-extra dependency) on one eval-mode forward pass, so they describe the deployed model.
+extra dependency) on one eval-mode forward pass, so they describe the deployed model. The same
+pass counts the elements BatchNorm layers normalise, for the papers' conventions
+(:data:`CONVENTIONS`): the DCS paper's "FLOPs" are 2 x multiply-adds, VisNet's are what the
+``thop`` counter reports: multiply-adds of conv/linear layers plus, per BatchNorm layer, 2 per
+element, doubled for an affine layer (thop's ``count_normalization``). With that rule VisNet
+counts 4.6018 G at 256x128, the paper's 4.601 G; with 2 per element it would be 4.576 G.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -27,11 +32,18 @@ class ComplexityReport:
     trainable_params: int
     parts: Dict[str, int] = field(default_factory=dict)  # dotted module name -> params
     macs: int = 0  # multiply-adds of one forward pass of the whole batch
+    bn_ops: int = 0  # thop's BatchNorm count of that pass: 2 per element, x2 for affine layers
 
     @property
     def gmacs(self) -> float:
         """Multiply-adds per image, in billions."""
         return self.macs / self.batch / 1e9
+
+    def gflops(self, convention: str) -> float:
+        """Billions of operations per image in a paper's ``convention`` (a key of :data:`CONVENTIONS`)."""
+        if convention not in CONVENTIONS:
+            raise InvalidInputError(f"Unknown FLOPs convention '{convention}'; known: {', '.join(CONVENTIONS)}.")
+        return CONVENTIONS[convention][1](self) / self.batch / 1e9
 
     def table(self) -> str:
         """A plain-text table: one row per part, then totals and GMACs per image."""
@@ -45,6 +57,15 @@ class ComplexityReport:
         lines.append(f"{'trainable':<{width}}  {self.trainable_params:>12,}")
         lines.append(f"{'GMACs/image':<{width}}  {self.gmacs:>12.3f}")
         return "\n".join(lines)
+
+
+#: name -> (description, operations of a report's whole batch).
+CONVENTIONS: Dict[str, Tuple[str, Callable[[ComplexityReport], float]]] = {
+    "macs": ("multiply-adds of conv/linear/matmul", lambda r: float(r.macs)),
+    "2x-macs": ("FLOPs = 2 x multiply-adds (the DCS-Attention paper)", lambda r: 2.0 * r.macs),
+    "thop": ("multiply-adds + BatchNorm ops as thop counts them (the VisNet paper)",
+             lambda r: float(r.macs) + float(r.bn_ops)),
+}
 
 
 def parameter_parts(model: nn.Module, depth: int = 2) -> Dict[str, int]:
@@ -72,9 +93,30 @@ def parameter_parts(model: nn.Module, depth: int = 2) -> Dict[str, int]:
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     """Multiply-adds of ``model(example)`` as counted by torch's FlopCounterMode (FLOPs / 2)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example)
-    return int(counter.get_total_flops()) // 2
+    return count_macs_and_bn(model, example)[0]
+
+
+def count_macs_and_bn(model: nn.Module, example: torch.Tensor) -> Tuple[int, int]:
+    """(multiply-adds, thop's BatchNorm operations) of one ``model(example)`` pass.
+
+    BatchNorm: 2 operations per input element ((x - mean) / std), twice that when the layer is
+    affine (the scale and shift), as thop counts them.
+    """
+    bn = [0]
+
+    def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        bn[0] += 2 * int(output.numel()) * (2 if getattr(module, "affine", False) else 1)
+
+    handles: List[torch.utils.hooks.RemovableHandle] = [
+        m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return int(counter.get_total_flops()) // 2, bn[0]
 
 
 def complexity(model: nn.Module, input_size: Sequence[int] = (256, 128), batch: int = 1) -> ComplexityReport:
@@ -101,11 +143,11 @@ def complexity(model: nn.Module, input_size: Sequence[int] = (256, 128), batch: 
     was_training = model.training
     model.eval()
     try:
-        macs = count_macs(model, example)
+        macs, bn_ops = count_macs_and_bn(model, example)
     finally:
         model.train(was_training)
     name = getattr(model, "model_name", type(model).__name__)
-    return ComplexityReport(name, (height, width), int(batch), params, trainable, parts, macs)
+    return ComplexityReport(name, (height, width), int(batch), params, trainable, parts, macs, bn_ops)
 
 
 def _count(module: nn.Module) -> int:

@@ -90,6 +90,7 @@ SCHEMA: Dict[str, Any] = {
         "eval_at_start": _f(False, bool),
         "checkpoint_every": _f(1, int),
         "checkpoint_iters": _f(0, int),  # 0: only at epoch ends
+        "loss_init_batches": _f(0, int),  # batches of the initial pass for IBB (0: one epoch)
         "max_nonfinite": _f(10, int),  # bad steps (NaN/inf/diverged loss or gradients) in a row that stop a run
         "divergence_factor": _f(100.0, float),  # a loss above this x the first step's (floored at 1) is bad; 0: off
         "log_every": _f(20, int),
@@ -212,7 +213,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
     for dotted in ("data.p", "data.k", "train.epochs", "train.checkpoint_every", "eval.batch_size"):
         if _get(cfg, dotted) < 1:
             raise InvalidInputError(f"Config key '{dotted}' must be at least 1, got {_get(cfg, dotted)}.")
-    for dotted in ("data.workers", "train.iters_per_epoch", "train.eval_every", "train.checkpoint_iters",
+    for dotted in ("data.workers", "train.iters_per_epoch", "train.eval_every", "train.checkpoint_iters", "train.loss_init_batches",
                    "train.max_nonfinite", "train.log_every", "schedule.warmup_epochs", "train.threads"):
         if _get(cfg, dotted) < 0:
             raise InvalidInputError(f"Config key '{dotted}' must not be negative, got {_get(cfg, dotted)}.")

@@ -46,6 +46,67 @@ class LRScheduleHook(Hook):
         trainer.state.lr = trainer.schedule.apply(trainer.optimizer, trainer.base_lr, trainer.state.epoch)
 
 
+class LossInitHook(Hook):
+    """Before a fresh run, one no-grad pass of the initial network over the training loader for
+    the loss terms that start from it (IBB's centroids, beta and Q); logs what they report.
+
+    The pass runs in training mode (the statistics the loss will see) with BatchNorm buffers
+    restored afterwards, and at most ``max_batches`` batches (0: one epoch).
+    """
+
+    def __init__(self, max_batches: int = 0) -> None:
+        self.max_batches = int(max_batches)
+
+    def before_train(self, trainer: "Trainer") -> None:
+        composer = trainer.composer
+        keys = composer.initial_pass_outputs() if hasattr(composer, "initial_pass_outputs") else []
+        if not keys or trainer.state.epoch > 0 or trainer.state.batch > 0:
+            return
+        import torch
+
+        from edge_reid.losses.registry import check_outputs
+
+        model = trainer.module
+        buffers = [b for b in model.buffers()]
+        saved = [b.detach().clone() for b in buffers]
+        limit = trainer.iters_per_epoch if self.max_batches <= 0 else min(self.max_batches, trainer.iters_per_epoch)
+        collected: Dict[str, List[Any]] = {k: [] for k in keys}
+        labels: List[Any] = []
+        was_training = model.training
+        model.train()
+        try:
+            with torch.no_grad():
+                for index, batch in enumerate(trainer.loader):
+                    if index >= limit:
+                        break
+                    outputs = model(batch[0].to(trainer.device))
+                    check_outputs(outputs, tuple(keys), "initial pass")
+                    for k in keys:
+                        collected[k].append(outputs[k].detach().float())
+                    labels.append(batch[1].to(trainer.device))
+        finally:
+            model.train(was_training)
+            with torch.no_grad():
+                for buf, old in zip(buffers, saved):
+                    buf.copy_(old)
+        stats = composer.initialise({k: torch.cat(v) for k, v in collected.items()}, torch.cat(labels))
+        before = next((r for r in trainer.runlog.rows if r.get("epoch") == 0), {})  # the eval-at-start row
+        row = {**before, "epoch": 0,
+               **{f"{name}.init.{k}": v for name, term in stats.items() for k, v in term.items()}}
+        trainer.runlog.add(row)
+        trainer.print("loss initialised from the initial network | " + _summary_line(row))
+
+
+class LossStatsHook(Hook):
+    """Adds the loss terms' epoch statistics (IBB and the IB-loss estimate, the paper's Table V
+    columns, and the assignments' entropies) to the epoch's log row."""
+
+    def after_epoch(self, trainer: "Trainer") -> None:
+        stats = getattr(trainer.composer, "epoch_stats", None)
+        if callable(stats):
+            trainer.epoch_row.update({f"stats.{k}": v for k, v in stats().items()})
+
+
 class EpochEndCallbackHook(Hook):
     """Calls ``callback(epoch)`` for each callback after an epoch (``composer.on_epoch_end`` for IBB)."""
 
@@ -158,8 +219,9 @@ class CheckpointHook(Hook):
 def default_hooks(evaluate: Optional[Callable[[Any], Metrics]], train_cfg: Dict[str, Any],
                   epoch_end_callbacks: Sequence[Callable[[int], Any]] = ()) -> List[Hook]:
     """The standard hook list for a config's ``train`` section."""
-    hooks: List[Hook] = [LRScheduleHook(), EpochEndCallbackHook(epoch_end_callbacks)]
+    hooks: List[Hook] = [LRScheduleHook(), EpochEndCallbackHook(epoch_end_callbacks), LossStatsHook()]
     if evaluate is not None:
         hooks.append(EvalHook(evaluate, train_cfg["eval_every"], train_cfg.get("eval_at_start", False)))
+    hooks.append(LossInitHook(train_cfg.get("loss_init_batches", 0)))  # after the eval at start: merges its row
     hooks += [LoggingHook(), CheckpointHook(train_cfg["checkpoint_every"], train_cfg["checkpoint_iters"])]
     return hooks

@@ -156,6 +156,32 @@ class LossComposer(nn.Module):
         assert total is not None
         return LossResult(total=total, terms=values, weights=weights)
 
+    def initial_pass_outputs(self) -> List[str]:
+        """Model outputs that terms with ``initialise`` (IBB) need from one pass of the initial network."""
+        keys: List[str] = []
+        for term in self.terms.values():
+            if callable(getattr(term, "initialise", None)):
+                keys += [k for k in getattr(term, "requires", ()) if k not in keys]
+        return keys
+
+    def initialise(self, outputs: Dict[str, torch.Tensor], targets: torch.Tensor) -> Dict[str, Dict[str, float]]:
+        """Hand the initial pass (every sample's outputs and label) to the terms that use one; their stats by name."""
+        stats: Dict[str, Dict[str, float]] = {}
+        for name, term in self.terms.items():
+            hook = getattr(term, "initialise", None)
+            if callable(hook):
+                stats[name] = dict(hook(outputs, targets) or {})
+        return stats
+
+    def epoch_stats(self) -> Dict[str, float]:
+        """The last epoch's statistics of the terms that keep them (IBB: ibb, ib_loss, entropies), as ``name.key``."""
+        out: Dict[str, float] = {}
+        for name, term in self.terms.items():
+            stats = getattr(term, "epoch_stats", None)
+            if callable(stats):
+                out.update({f"{name}.{k}": float(v) for k, v in stats().items() if k not in ("epoch", "samples")})
+        return out
+
     def on_epoch_end(self, epoch: int) -> None:
         """Forward the epoch end to every term that defines ``on_epoch_end`` (IBB refreshes its centroids)."""
         for term in self.terms.values():

@@ -77,6 +77,11 @@ def load_model_from_checkpoint(path: Union[str, Path]) -> Tuple[torch.nn.Module,
     meta = ModelMeta.from_dict(payload["meta"], source=f"checkpoint {path}")
     options = dict(meta.model_options)
     options.setdefault("input_size", tuple(meta.input_size))
+    # options that checkpoints written before the model recorded them leave out, at their old values
+    from edge_reid.models.registry import MODELS
+
+    factory = MODELS.get(meta.model) if meta.model in MODELS.names() else None
+    options = {**dict(getattr(factory, "unrecorded_defaults", {}) or {}), **options}
     model = build_model(meta.model, num_classes=meta.num_ids, **options)
     check_state_matches(model, payload["model"], f"Checkpoint {path}", f"model '{meta.model}' ({meta.num_ids} ids)")
     model.load_state_dict(payload["model"], strict=True)

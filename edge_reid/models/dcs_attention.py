@@ -7,8 +7,20 @@ For a feature map X (B x C x H x W) seen as N = H*W tokens of C channels
 * training: M_soft = sigmoid((Theta + g1 - g2) / tau) with Gumbel noise, the forward uses the
   hard mask 1[M_soft > 0.5] and the backward the soft one (straight-through);
   inference: M = 1[Theta > 0], no noise;
-* Y_att = softmax((X*M)(X*M)^T / sqrt(C)) X via ``kernels.masked_channel_attention``;
+* Y_att in one of two forms (option ``form``, recorded in the model's metadata):
+
+  - ``linear`` (the CNN default; the simplified non-local block of the paper's section 3.1):
+    Q = X*M, K = X_s*M_s, V = X_s with X_s the key tokens at spatial stride ``key_stride``
+    (N_s of them), Y_att = Q (K^T V) / N_s via ``kernels.linear_attention`` (whichever order is
+    cheaper for the shape);
+  - ``softmax`` (transformer-style): Y_att = softmax((X*M)(X*M)^T / sqrt(C)) X via
+    ``kernels.masked_channel_attention`` (``key_stride`` is not used);
+
 * Y = X + BN0(DWConv3x3(Y_att)), BN0's gamma and beta start at 0 so the block starts as identity.
+
+The sampler is token-wise Linear(C -> C) by default; ``sampler_rank`` r > 0 makes it low-rank
+(C -> r -> C) and ``sampler_pooled`` computes one mask per image from the mean token (options
+measured for DCS-ResNet50's size, see docs/dcs_attention.md).
 
 ``vanilla=True`` is the ablation baseline: the same block with M = 1 (plain self-attention).
 """
@@ -21,7 +33,18 @@ import torch
 from torch import nn
 
 from edge_reid.errors import InvalidInputError
-from kernels import masked_channel_attention
+from kernels import linear_attention, masked_channel_attention
+
+#: The attention forms (``form`` option); the first is the default of the CNN models.
+FORMS = ("linear", "softmax")
+
+
+def check_form(form: object, key_stride: object) -> None:
+    """Raise one clear sentence for an unknown ``form`` or a ``key_stride`` that is not an integer >= 1."""
+    if form not in FORMS:
+        raise InvalidInputError(f"DCS-Attention option form must be one of {', '.join(FORMS)}, got {form!r}.")
+    if isinstance(key_stride, bool) or not isinstance(key_stride, int) or key_stride < 1:
+        raise InvalidInputError(f"DCS-Attention option key_stride must be an integer >= 1, got {key_stride!r}.")
 
 
 def sample_gumbel(shape: torch.Size, like: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
@@ -44,6 +67,13 @@ def binary_gumbel_mask(theta: torch.Tensor, tau: float, training: bool) -> torch
     return hard - soft.detach() + soft
 
 
+def make_sampler(channels: int, rank: int = 0) -> nn.Module:
+    """The sampling-logit layer: Linear(C -> C), or the low-rank Linear(C -> r) -> Linear(r -> C) when rank > 0."""
+    if rank <= 0:
+        return nn.Linear(channels, channels)
+    return nn.Sequential(nn.Linear(channels, rank, bias=False), nn.Linear(rank, channels))
+
+
 class DCSAttention(nn.Module):
     """Differentiable Channel Selection attention block for a B x C x H x W feature map.
 
@@ -51,8 +81,12 @@ class DCSAttention(nn.Module):
     :meth:`kept_fraction` the share of channels it kept, for logging.
     """
 
-    def __init__(self, channels: int, tau: float = 1.0, vanilla: bool = False) -> None:
+    def __init__(self, channels: int, tau: float = 1.0, vanilla: bool = False, form: str = "linear",
+                 key_stride: int = 2, sampler_rank: int = 0, sampler_pooled: bool = False) -> None:
         super().__init__()
+        check_form(form, key_stride)
+        if isinstance(sampler_rank, bool) or not isinstance(sampler_rank, int) or sampler_rank < 0:
+            raise InvalidInputError(f"DCS-Attention option sampler_rank must be an integer >= 0, got {sampler_rank!r}.")
         if isinstance(channels, bool) or not isinstance(channels, int) or channels <= 0:
             raise InvalidInputError(f"DCSAttention needs a positive integer channel count, got {channels!r}.")
         if not float(tau) > 0:
@@ -60,7 +94,11 @@ class DCSAttention(nn.Module):
         self.channels = channels
         self.tau = float(tau)
         self.vanilla = bool(vanilla)
-        self.sampler: Optional[nn.Linear] = None if self.vanilla else nn.Linear(channels, channels)
+        self.form = str(form)
+        self.key_stride = int(key_stride)
+        self.sampler_rank = int(sampler_rank)
+        self.sampler_pooled = bool(sampler_pooled)
+        self.sampler: Optional[nn.Module] = None if self.vanilla else make_sampler(channels, self.sampler_rank)
         self.dwconv = nn.Conv2d(channels, channels, 3, padding=1, groups=channels, bias=False)
         self.bn = nn.BatchNorm2d(channels)
         nn.init.zeros_(self.bn.weight)
@@ -71,6 +109,9 @@ class DCSAttention(nn.Module):
         """The B x N x C mask for ``tokens`` (B x N x C) in the current train/eval mode."""
         if self.sampler is None:
             return torch.ones_like(tokens)
+        if self.sampler_pooled:  # one mask per image, from the mean token
+            theta = self.sampler(tokens.mean(dim=1, keepdim=True))
+            return binary_gumbel_mask(theta, self.tau, self.training).expand_as(tokens)
         theta = self.sampler(tokens)
         return binary_gumbel_mask(theta, self.tau, self.training)
 
@@ -79,13 +120,23 @@ class DCSAttention(nn.Module):
             raise InvalidInputError(
                 f"DCSAttention({self.channels}) expects a B x {self.channels} x H x W map, got {tuple(x.shape)}."
             )
-        b, c, h, w = x.shape
         tokens = x.flatten(2).transpose(1, 2)  # B x N x C
         mask = self.channel_mask(tokens)
         self.last_mask = mask.detach()
-        att = masked_channel_attention(tokens.contiguous(), mask.contiguous(), 1.0 / c**0.5)
-        att = att.transpose(1, 2).reshape(b, c, h, w)
-        return x + self.bn(self.dwconv(att))
+        return x + self.bn(self.dwconv(self.attend(x, mask)))
+
+    def attend(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Y_att (B x C x H x W) of map ``x`` with the B x N x C channel ``mask``, in this block's form."""
+        b, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)  # B x N x C
+        if self.form == "softmax":
+            att = masked_channel_attention(tokens.contiguous(), mask.contiguous(), 1.0 / c**0.5)
+        else:
+            s = self.key_stride
+            keys = x[:, :, ::s, ::s].flatten(2).transpose(1, 2)  # B x N_s x C
+            key_mask = mask.transpose(1, 2).reshape(b, c, h, w)[:, :, ::s, ::s].flatten(2).transpose(1, 2)
+            att = linear_attention((tokens * mask).contiguous(), (keys * key_mask).contiguous(), keys.contiguous())
+        return att.transpose(1, 2).reshape(b, c, h, w)
 
     def kept_fraction(self) -> float:
         """Share of channels the last mask kept (1.0 before any forward and for the vanilla block)."""
@@ -94,4 +145,5 @@ class DCSAttention(nn.Module):
         return float(self.last_mask.float().mean())
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, tau={self.tau}, vanilla={self.vanilla}"
+        stride = f", key_stride={self.key_stride}" if self.form == "linear" else ""
+        return f"channels={self.channels}, tau={self.tau}, vanilla={self.vanilla}, form={self.form}{stride}"

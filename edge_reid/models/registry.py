@@ -21,7 +21,8 @@ def build_model(name: str, num_classes: int, **options: Any):
     check_options(name, factory, options)
     model = factory(num_classes=num_classes, **options)
     model.model_name = name
-    model.model_options = dict(options)
+    # options the model records itself (its defaults that matter downstream) + the ones given
+    model.model_options = {**dict(getattr(model, "model_options", {}) or {}), **options}
     return model
 
 

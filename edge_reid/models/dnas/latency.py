@@ -1,10 +1,12 @@
 """Latency table of the supernet's candidate blocks, measured with torch on this machine.
 
-Each candidate of each layer is timed alone at the feature-map size it sees for the given input
-size (batch 1, eval mode, no grad): the fastest of ``repeats`` timed runs after ``warmup`` runs
+Each candidate of each layer is timed alone, at each of the layer's output widths (input at the
+widest width of the previous layer), at the feature-map size it sees for the given input size
+(batch 1, eval mode, no grad): the fastest of ``repeats`` timed runs after ``warmup`` runs
 (the minimum, not the median: on a shared machine the slow runs measure the neighbours).
 The table is cached as JSON, keyed by space, input size, device and thread count, so a search
-re-uses it; the FBNet-style latency cost sums the chosen (or expected) candidates' entries.
+re-uses it; the FBNet-style latency cost sums the chosen (or expected) candidates' entries,
+``layers[i][candidate][str(width)]`` in microseconds.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from edge_reid.errors import InvalidInputError
 from edge_reid.models.dnas.space import SearchSpace, candidate_key, make_block
 from edge_reid.utils.atomic import atomic_write_json
 from edge_reid.utils.paths import cache_dir
+
+#: Version of the table layout (2: one entry per candidate and output width).
+TABLE_FORMAT = 2
 
 
 def time_module(module: torch.nn.Module, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> float:
@@ -66,7 +71,7 @@ def measure_latency_table(
         raise InvalidInputError(f"The input size must be multiples of 32 x 16 (at least 32 x 16), got {h} x {w}.")
     threads = int(threads) if device.type == "cpu" else torch.get_num_threads()
     path = Path(path) if path is not None else default_table_path(space, (h, w), device.type, threads)
-    key = {"space": space.name, "input_size": [h, w], "device": device.type, "threads": threads}
+    key = {"format": TABLE_FORMAT, "space": space.name, "input_size": [h, w], "device": device.type, "threads": threads}
     if path.is_file() and not refresh:
         try:
             cached = json.loads(path.read_text())
@@ -90,10 +95,15 @@ def _measure(space: SearchSpace, input_size: Sequence[int], device: torch.device
     size = (input_size[0] // 2, input_size[1] // 2)  # after the stride-2 stem
     for spec in space.layers():
         x = torch.randn(1, spec["cin"], *size, device=device)
-        row = {}
+        row: Dict[str, Dict[str, float]] = {}
         for choice in spec["candidates"]:
-            block = make_block(spec["cin"], spec["cout"], spec["stride"], choice).to(device)
-            row[candidate_key(choice)] = round(time_module(block, x, repeats, warmup), 2)
+            row[candidate_key(choice)] = {}
+            for width in spec["widths"]:
+                if choice == "skip":  # the identity: nothing to run
+                    row[candidate_key(choice)][str(width)] = 0.0
+                    continue
+                block = make_block(spec["cin"], width, spec["stride"], choice, residual=False).to(device)
+                row[candidate_key(choice)][str(width)] = round(time_module(block, x, repeats, warmup), 2)
         layers.append(row)
         size = ((size[0] + spec["stride"] - 1) // spec["stride"], (size[1] + spec["stride"] - 1) // spec["stride"])
     return layers

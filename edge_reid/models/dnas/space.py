@@ -1,18 +1,24 @@
-"""The FBNetV2-style search space: stages of layers, each choosing one candidate block.
+"""The FBNetV2-style search space: stages of layers, each choosing a block and a width.
 
-A candidate is an inverted-residual block (1x1 expand, k x k depthwise, 1x1 project) with an
-expansion ratio and kernel size, or ``skip`` (identity; only where the layer keeps its shape).
-Channel counts are fixed per row (the top of the paper's channel range): this space searches
-block types, not channel widths. A DCS-Attention block follows every stage marked ``dcs``.
+Two kinds of choice, as in FBNetV2 and the paper's Table III:
 
-``SPACES["fbnetv2"]`` is the paper's FBNetV2 supernet (Table III, FBNetV2 column);
-``SPACES["tiny"]`` is a CPU-sized space with the same structure, for tests and smoke runs.
+* the block of every layer: an inverted-residual block (1x1 expand, k x k depthwise, 1x1
+  project) with an expansion ratio and kernel size, or ``skip`` (identity; only where the layer
+  has a residual connection);
+* the output width (channel count) from the row's channel range (start, stop, step). Layers of
+  consecutive rows with the same range in one stage form a *channel group* and share one width
+  choice (so their residual connections stay valid); a layer has a residual connection when it
+  has stride 1 and follows a layer of its own group.
+
+A DCS-Attention block follows every stage marked ``dcs``. ``SPACES["fbnetv2"]`` is the paper's
+FBNetV2 supernet (Table III, FBNetV2 column); ``SPACES["tiny"]`` is a CPU-sized space with the
+same structure, for tests and smoke runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -24,13 +30,18 @@ SKIP = "skip"
 
 @dataclass(frozen=True)
 class Row:
-    """``n`` layers with ``channels`` outputs; the first has ``stride``, the others stride 1."""
+    """``n`` layers whose output width is one of ``widths``; the first has ``stride``, the others 1."""
 
-    channels: int
+    widths: Tuple[int, ...]
     n: int
     stride: int
     expansions: Tuple[float, ...]
     kernels: Tuple[int, ...] = (3, 5)
+
+    @property
+    def channels(self) -> int:
+        """The widest choice (the width the supernet's weights have)."""
+        return max(self.widths)
 
 
 @dataclass(frozen=True)
@@ -47,19 +58,33 @@ class SearchSpace:
     final_channels: int
 
     def layers(self) -> List[Dict[str, Any]]:
-        """Every searchable layer: ``stage``, ``cin``, ``cout``, ``stride`` and ``candidates``."""
+        """Every searchable layer: ``stage``, ``group`` (its channel group), ``cin`` / ``cout`` (the
+        widest), ``widths`` (the output width choices), ``stride``, ``residual`` and ``candidates``."""
         out: List[Dict[str, Any]] = []
         cin = self.stem_channels
+        group, last = -1, None
         for s, stage in enumerate(self.stages):
             for row in stage.rows:
+                if (s, tuple(row.widths)) != last:
+                    group, last = group + 1, (s, tuple(row.widths))
                 for i in range(row.n):
                     stride = row.stride if i == 0 else 1
+                    residual = stride == 1 and bool(out) and out[-1]["group"] == group
                     cands: List[Any] = [(float(e), int(k)) for e in row.expansions for k in row.kernels]
-                    if stride == 1 and cin == row.channels:
+                    if residual:
                         cands.append(SKIP)
-                    out.append({"stage": s, "cin": cin, "cout": row.channels, "stride": stride, "candidates": cands})
+                    out.append({"stage": s, "group": group, "cin": cin, "cout": row.channels,
+                                "widths": [int(w) for w in row.widths], "stride": stride, "residual": residual,
+                                "candidates": cands})
                     cin = row.channels
         return out
+
+    def groups(self) -> List[List[int]]:
+        """The width choices of every channel group, in order."""
+        widths: Dict[int, List[int]] = {}
+        for layer in self.layers():
+            widths.setdefault(layer["group"], layer["widths"])
+        return [widths[g] for g in sorted(widths)]
 
 
 def _range(lo: float, hi: float, step: float) -> Tuple[float, ...]:
@@ -67,25 +92,34 @@ def _range(lo: float, hi: float, step: float) -> Tuple[float, ...]:
     return tuple(round(lo + i * step, 4) for i in range(n))
 
 
+def _widths(lo: int, hi: int, step: int) -> Tuple[int, ...]:
+    """Table III's channel range (start, stop, step), both ends included."""
+    return tuple(range(lo, hi + 1, step))
+
+
+E1 = _range(0.75, 3.25, 0.5)
+E2 = _range(0.75, 4.5, 0.75)
+
+
 SPACES: Dict[str, SearchSpace] = {
     "tiny": SearchSpace(
         "tiny", 8,
         (
-            Stage((Row(8, 1, 1, (1.0,), (3,)),), dcs=False),
-            Stage((Row(12, 2, 2, (1.0, 3.0)),)),
-            Stage((Row(16, 2, 2, (1.0, 3.0)),)),
+            Stage((Row((8,), 1, 1, (1.0,), (3,)),), dcs=False),
+            Stage((Row((8, 12), 1, 2, (1.0, 3.0)), Row((8, 12), 1, 1, (1.0, 3.0)))),
+            Stage((Row((12, 16), 1, 2, (1.0, 3.0)), Row((12, 16), 1, 1, (1.0, 3.0)))),
         ),
         64,
     ),
-    "fbnetv2": SearchSpace(
+    "fbnetv2": SearchSpace(  # the paper's Table III, FBNetV2 column
         "fbnetv2", 16,
         (
-            Stage((Row(16, 1, 1, (1.0,)),), dcs=False),
-            Stage((Row(28, 1, 2, _range(0.75, 3.25, 0.5)), Row(28, 2, 1, _range(0.75, 3.25, 0.5)))),
-            Stage((Row(40, 1, 2, _range(0.75, 3.25, 0.5)), Row(40, 2, 1, _range(0.75, 3.25, 0.5)))),
-            Stage((Row(96, 1, 2, _range(0.75, 3.25, 0.5)), Row(96, 2, 1, _range(0.75, 3.25, 0.5)),
-                   Row(128, 4, 1, _range(0.75, 4.5, 0.75)))),
-            Stage((Row(216, 1, 2, _range(0.75, 4.5, 0.75)), Row(216, 3, 1, _range(0.75, 4.5, 0.75)))),
+            Stage((Row(_widths(12, 16, 4), 1, 1, (1.0,)),), dcs=False),
+            Stage((Row(_widths(16, 28, 4), 1, 2, E1), Row(_widths(16, 28, 4), 2, 1, E1))),
+            Stage((Row(_widths(16, 40, 8), 1, 2, E1), Row(_widths(16, 40, 8), 2, 1, E1))),
+            Stage((Row(_widths(48, 96, 8), 1, 2, E1), Row(_widths(48, 96, 8), 2, 1, E1),
+                   Row(_widths(72, 128, 8), 4, 1, E2))),
+            Stage((Row(_widths(112, 216, 8), 1, 2, E2), Row(_widths(112, 216, 8), 3, 1, E2))),
         ),
         1984,
     ),
@@ -116,9 +150,13 @@ def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, 
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand (skipped at ratio 1), k x k depthwise, 1x1 linear project."""
+    """MobileNetV2 block: 1x1 expand (skipped at ratio 1), k x k depthwise, 1x1 linear project.
 
-    def __init__(self, cin: int, cout: int, stride: int, expansion: float, kernel: int) -> None:
+    ``residual`` (default: stride 1 and cin == cout) adds the input to the output.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: float, kernel: int,
+                 residual: Optional[bool] = None) -> None:
         super().__init__()
         hidden = max(1, int(round(cin * expansion)))
         layers: List[nn.Module] = []
@@ -126,21 +164,24 @@ class InvertedResidual(nn.Module):
             layers.append(conv_bn(cin, hidden, 1))
         layers += [conv_bn(hidden, hidden, kernel, stride, groups=hidden), conv_bn(hidden, cout, 1, act=False)]
         self.body = nn.Sequential(*layers)
-        self.residual = stride == 1 and cin == cout
+        default = stride == 1 and cin == cout
+        if residual and not default:
+            raise InvalidInputError(f"A residual block needs stride 1 and equal channels, got {cin}->{cout} stride {stride}.")
+        self.residual = default if residual is None else bool(residual)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
         return x + y if self.residual else y
 
 
-def make_block(cin: int, cout: int, stride: int, choice: Any) -> nn.Module:
+def make_block(cin: int, cout: int, stride: int, choice: Any, residual: Optional[bool] = None) -> nn.Module:
     """The module for one candidate (``skip`` -> identity)."""
     if choice == SKIP:
         if stride != 1 or cin != cout:
             raise InvalidInputError(f"A skip block needs stride 1 and equal channels, got {cin}->{cout} stride {stride}.")
         return nn.Identity()
     expansion, kernel = choice
-    return InvertedResidual(cin, cout, stride, float(expansion), int(kernel))
+    return InvertedResidual(cin, cout, stride, float(expansion), int(kernel), residual)
 
 
 def describe(space: SearchSpace) -> Dict[str, Any]:

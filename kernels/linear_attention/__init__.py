@@ -1,0 +1,17 @@
+"""Linear attention (DCS-Attention's ``linear`` form): Y = scale * Q K^T V, cheaper order by shape."""
+
+from kernels.linear_attention.op import linear_attention
+from kernels.linear_attention.reference import (
+    choose_order,
+    linear_attention_backward_reference,
+    linear_attention_flops,
+    linear_attention_reference,
+)
+
+__all__ = [
+    "choose_order",
+    "linear_attention",
+    "linear_attention_backward_reference",
+    "linear_attention_flops",
+    "linear_attention_reference",
+]
