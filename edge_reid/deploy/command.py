@@ -26,12 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--calib-split", help="dataset split for INT8 calibration, e.g. synthetic:train")
     calib.add_argument("--calib-random", action="store_true", help="calibrate on random pixels (smoke tests only)")
     parser.add_argument("--calib-images", type=int, default=256, help="number of calibration crops (default 256)")
-    from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES, FLOAT_RULES
+    from edge_reid.deploy.int8 import AUTO_FLOAT, FLOAT_RULES
 
-    default_rules = ",".join(DEFAULT_FLOAT_RULES)
     kinds = "; ".join(f"{name}: {what}" for name, (what, _) in FLOAT_RULES.items())
-    parser.add_argument("--int8-keep-float", default=default_rules,
-                        help=f"layer kinds INT8 keeps in float, a comma list ({kinds}) or none (default {default_rules})")
+    parser.add_argument("--int8-keep-float", default=AUTO_FLOAT,
+                        help="layers INT8 keeps in float: auto (default: the smallest set that meets the INT8 gate, "
+                             "found by a per-layer sensitivity analysis; table int8_sensitivity.csv beside the "
+                             f"artifacts), or a comma list of kinds ({kinds}), or none")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")

@@ -24,7 +24,7 @@ import numpy as np
 from edge_reid.bench.latency import measure_latency
 from edge_reid.deploy import parity as P
 from edge_reid.deploy.compat import check_tensorrt_compat
-from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES
+from edge_reid.deploy.int8 import AUTO_FLOAT
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
@@ -50,7 +50,7 @@ class BuildConfig:
     calib_split: Optional[str] = None  # "dataset:split", e.g. "synthetic:train"
     calib_random: bool = False
     calib_images: int = 256
-    int8_keep_float: Tuple[str, ...] = DEFAULT_FLOAT_RULES  # layer kinds INT8 keeps in float
+    int8_keep_float: Tuple[str, ...] = (AUTO_FLOAT,)  # layer kinds INT8 keeps in float; auto: measured
     eval_dataset: Optional[str] = "synthetic"
     eval_limit: int = 400
     backend: str = "auto"  # auto | onnxruntime | tensorrt
@@ -218,8 +218,14 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
     if calib is not None:
+        float_nodes = None
+        if cfg.int8_keep_float == (AUTO_FLOAT,):
+            from edge_reid.deploy.int8_sensitivity import auto_float_nodes
+
+            float_nodes = auto_float_nodes(export.path, calib, out, eval_set, {**P.DEFAULT_GATES, **cfg.gates}[
+                "int8_min_cosine"], cfg.threads, say).float_nodes
         written = Int8Quantizer(keep_float=cfg.int8_keep_float).quantize(
-            export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS})
+            export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS}, float_nodes=float_nodes)
         for flavour, path in written.items():
             artifacts[f"int8_{flavour}"] = path
 
