@@ -8,8 +8,12 @@ crops, plus the evaluation split when one is given for the mAP drop). The search
 1. everything quantized: if it meets the gate, nothing stays float;
 2. each group alone quantized (the rest float): its sensitivity (min cosine to FP32, mAP drop);
 3. the most sensitive groups kept float, the smallest such prefix that meets the gate (binary search);
-4. refined per layer: the layers of the float groups, least sensitive first, go back to INT8 as
-   long as the gate still holds (binary search on the prefix).
+4. refined per layer: up to ``MAX_LAYER_REFINE`` layers of the float groups (from the least
+   sensitive group on), least sensitive first, go back to INT8 while the gate still holds (binary
+   search on the prefix).
+
+The ranking trials (2, and the per-layer scores of 4) measure the first flavour only (``trt``, the
+stricter symmetric one); every decision (1, 3, 4) measures every flavour.
 
 The gate is the build's (min cosine to FP32 over the analysis crops, with a small margin, in every
 flavour; mAP drop at most ``max_map_drop`` points when an evaluation split is given). The speed
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "int8_sensitivity.csv"
 MAX_ANALYSIS_CALIB = 64  # calibration crops used as analysis crops (the ranges use every crop)
+MAX_LAYER_REFINE = 12  # layers of the float set tried back in INT8 one by one (the least sensitive groups')
 
 
 @dataclass
@@ -146,12 +151,13 @@ class SensitivityAnalysis:
         return write_qdq(self.prepared, self.work / f"trial-{self._count}-{flavour}.onnx", self.calibration,
                          flavour, float_nodes, self.work)
 
-    def trial(self, level: str, subject: str, float_nodes: Sequence[str]) -> Trial:
-        """Quantize with ``float_nodes`` in float and measure every flavour (the worst one counts)."""
+    def trial(self, level: str, subject: str, float_nodes: Sequence[str], first_flavour_only: bool = False) -> Trial:
+        """Quantize with ``float_nodes`` in float and measure every flavour (the worst one counts);
+        ``first_flavour_only`` for the ranking trials (the decisions check every flavour)."""
         from edge_reid.runtime import load_embedder
 
         cos_min, cos_mean, drop = 1.0, 1.0, None
-        for flavour in self.flavours:
+        for flavour in self.flavours[:1] if first_flavour_only else self.flavours:
             path = self.quantized(float_nodes, flavour)
             emb = self._embed(load_embedder(path, "onnxruntime", threads=self.threads))
             path.unlink()
@@ -199,7 +205,7 @@ def choose_float_nodes(analysis: SensitivityAnalysis, measure_speed: bool = True
         result.seconds = time.perf_counter() - t0
         return result
     everything_set = set(analysis.nodes)
-    alone = {g.name: run("group", g.name, [n for n in analysis.nodes if n not in set(g.nodes)])
+    alone = {g.name: run("group", g.name, [n for n in analysis.nodes if n not in set(g.nodes)], True)
              for g in analysis.groups}
     ranked = sorted(analysis.groups, key=lambda g: (alone[g.name].cos_min, -(alone[g.name].map_drop or 0.0)))
     prefix_trials: Dict[int, Trial] = {}
@@ -216,20 +222,22 @@ def choose_float_nodes(analysis: SensitivityAnalysis, measure_speed: bool = True
         prefix_passes(k)
     if not prefix_trials[k].passed:  # not monotone after all: every layer in float is the safe answer
         floats = list(everything_set)
-    # refine per layer: layers of the float groups, least sensitive first, back to INT8
+    # refine: layers of the float groups (at most MAX_LAYER_REFINE, from the least sensitive group on),
+    # least sensitive first, back to INT8 while the gate holds
     if len(floats) > 1 and prefix_trials[k].passed:
-        layer = {n: run("layer", n, [m for m in floats if m != n]) for n in floats}
-        order = sorted(floats, key=lambda n: -layer[n].cos_min)
-        back = lambda j: run("refine", f"{j} layer(s) back to INT8", [n for n in floats if n not in order[:j]]).passed  # noqa: E731
-        best = 0
-        lo, hi = 1, len(order) - 1
+        cand = [n for g in reversed(chosen_groups) for n in g.nodes][:MAX_LAYER_REFINE]
+        score = {n: run("layer", n, [m for m in floats if m != n], True).cos_min for n in cand}
+        cand.sort(key=lambda n: -score[n])
+        back = lambda j: run("refine", f"{j} of {len(cand)} layers back to INT8",  # noqa: E731
+                             [n for n in floats if n not in cand[:j]]).passed
+        best, lo, hi = 0, 1, len(cand) - (len(cand) == len(floats))
         while lo <= hi:  # largest j that still passes
             mid = (lo + hi) // 2
             if back(mid):
                 best, lo = mid, mid + 1
             else:
                 hi = mid - 1
-        floats = [n for n in floats if n not in order[:best]]
+        floats = [n for n in floats if n not in cand[:best]]
     result.float_nodes = [n for n in analysis.nodes if n in set(floats)]
     if measure_speed:
         base = analysis.latency_ms([])

@@ -51,6 +51,8 @@ class BuildConfig:
     calib_random: bool = False
     calib_images: int = 256
     int8_keep_float: Tuple[str, ...] = (AUTO_FLOAT,)  # layer kinds INT8 keeps in float; auto: measured
+    qat: bool = False  # also INT8 by quantization-aware fine-tuning (edge_reid.deploy.qat)
+    qat_config: Optional[str] = None  # training config whose qat section to use (default: the checkpoint's)
     eval_dataset: Optional[str] = "synthetic"
     eval_limit: int = 400
     backend: str = "auto"  # auto | onnxruntime | tensorrt
@@ -197,7 +199,7 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
         eval_set = load_eval_set(cfg.eval_dataset, meta.input_size, cfg.eval_limit)
         parity_images = eval_set.images
     calib, calib_source = (None, "none")
-    if "int8" in cfg.precisions:
+    if "int8" in cfg.precisions or cfg.qat:
         calib, calib_source = load_calibration(cfg, meta.input_size)
         say(f"INT8 calibration: {len(calib)} crops from {calib_source}.")
     if eval_set is None:
@@ -217,7 +219,11 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
         from edge_reid.deploy.fp16 import to_fp16
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
-    if calib is not None:
+    if cfg.qat:  # first: a checkpoint without training data stops here, before the long steps
+        from edge_reid.deploy.qat import run_qat
+
+        qat_paths = run_qat(model, meta, checkpoint, calib, out, cfg.qat_config, say)
+    if calib is not None and "int8" in cfg.precisions:
         float_nodes = None
         if cfg.int8_keep_float == (AUTO_FLOAT,):
             from edge_reid.deploy.int8_sensitivity import auto_float_nodes
@@ -228,10 +234,12 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
             export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS}, float_nodes=float_nodes)
         for flavour, path in written.items():
             artifacts[f"int8_{flavour}"] = path
+    if cfg.qat:
+        artifacts.update({f"int8_qat_{flavour}": path for flavour, path in qat_paths.items()})
 
     # 2. compatibility with TensorRT's parser (informative on CPU-only builds)
     compat = {}
-    for key in [k for k in artifacts if k != "int8_cpu"]:
+    for key in [k for k in artifacts if not k.endswith("_cpu")]:
         report = check_tensorrt_compat(artifacts[key])
         compat[key] = {"ok": report.ok, "problems": report.problems}
         if not report.ok:
@@ -273,7 +281,7 @@ def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str,
                                                dla_core=cfg.dla_core))
         runnable = {}
         for key, path in artifacts.items():
-            if key == "int8_cpu":
+            if key.endswith("_cpu"):
                 continue
             engine = out / f"{path.stem}.engine"
             builder.build(path, engine)
