@@ -12,12 +12,14 @@ when asked explicitly, random pixels. Ranges are computed once (percentile 99.99
 and cached per activation symmetry (the percentile ranges differ between the two flavours).
 
 What is quantized: Conv, Gemm and MatMul (where TensorRT and ONNX Runtime gain from INT8),
-except the layers the float rules select (:data:`FLOAT_RULES`, ``--int8-keep-float``); by default
-convolutions at a quarter of the input resolution or more (the stem and the first stage, where
-quantization noise enters every later feature) and convolutions on a pooled 1 x 1 vector (gates
-such as VisNet's scale attention); ``depthwise`` and ``attention`` are there for MobileNet-style
-and DCS models. Measured on the quick-trained VisNet (64x32, synthetic crops), the TensorRT flavour's
-min / mean cosine to FP32 went from 0.981 / 0.989 (every supported op, MinMax) to 0.995 / 0.998.
+except the layers kept in float. By default (``--int8-keep-float auto``) the build measures which
+(:mod:`edge_reid.deploy.int8_sensitivity`) and passes their names to :meth:`Int8Quantizer.quantize`;
+named rules (:data:`FLOAT_RULES`) select kinds of layer instead: convolutions at a quarter of the
+input resolution or more (``high-res``: the stem and the first stage), convolutions on a pooled
+1 x 1 vector (``pooled-gates``, gates such as VisNet's scale attention), ``depthwise`` and
+``attention``. Measured on the quick-trained VisNet (64x32, synthetic crops), ``high-res,pooled-gates``
+took the TensorRT flavour's min / mean cosine to FP32 from 0.981 / 0.989 (every supported op,
+MinMax) to 0.995 / 0.998.
 """
 
 from __future__ import annotations
