@@ -114,6 +114,7 @@ class SensitivityAnalysis:
         if calibration is None or len(calibration) == 0:
             raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
         self.work = Path(work_dir)
+        self.work.mkdir(parents=True, exist_ok=True)
         self.calibration = calibration
         self.flavours = tuple(flavours)
         self.threads = threads
