@@ -62,3 +62,22 @@ def test_plot_is_a_readable_png_of_the_right_size(tmp_path) -> None:
 def test_plot_without_accuracy_still_writes_a_png(tmp_path) -> None:
     path = plot_accuracy_vs_latency(tmp_path / "empty.png", [], device="cpu", batch=8)
     assert _png_size(path) == (int(PLOT_SIZE[0] * PLOT_DPI), int(PLOT_SIZE[1] * PLOT_DPI))
+
+
+def test_plot_axes_do_not_stretch_small_differences() -> None:
+    """mAP starts at 0 (a 0.04-point spread stays small) and a wide latency range goes on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from edge_reid.bench.report import _sensible_axes
+
+    fig, ax = plt.subplots()
+    try:
+        _sensible_axes(ax, [4.0, 7.5, 14.1, 47.9], [62.01, 62.05, 62.03, 62.05])
+        assert ax.get_ylim() == (0.0, 70.0) and ax.get_xscale() == "log"
+        _sensible_axes(ax, [10.0, 12.0], [99.5, 99.9])
+        assert ax.get_ylim() == (0.0, 100.0)
+    finally:
+        plt.close(fig)

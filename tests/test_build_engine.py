@@ -38,6 +38,8 @@ def test_build_writes_every_artifact_and_a_manifest(small_checkpoint: Path, tmp_
     assert fp32["reference"] == "torch" and fp32["max_abs_diff"] <= 1e-4
     assert {(r["precision"], r["batch"]) for r in manifest["latency"]} >= {("fp32", 1), ("int8-cpu", 4)}
     assert manifest["compat"]["int8_trt"]["ok"] and manifest["compat"]["fp32"]["ok"]
+    assert (tmp_path / "out" / "int8_sensitivity.csv").is_file()  # --int8-keep-float auto is the default
+    assert "INT8 sensitivity" in printed
 
 
 def test_gate_failure_exits_2_with_the_numbers(small_checkpoint: Path, tmp_path: Path, capsys) -> None:

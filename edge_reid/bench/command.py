@@ -43,7 +43,8 @@ CONVENTION = ("Counting convention: multiply-adds (MACs) = torch.utils.flop_coun
 #: Training identities of Market-1501: the classifier size the papers count.
 PAPER_NUM_CLASSES = 751
 #: ONNX artifact keys of the export pipeline -> precision labels in the tables.
-PRECISION_OF_KEY = {"fp32": "fp32", "fp16": "fp16", "int8_cpu": "int8-cpu", "int8_trt": "int8-trt"}
+PRECISION_OF_KEY = {"fp32": "fp32", "fp16": "fp16", "int8_cpu": "int8-cpu", "int8_trt": "int8-trt",
+                    "int8_qat_cpu": "int8-qat-cpu", "int8_qat_trt": "int8-qat-trt"}
 
 
 @dataclass(frozen=True)
@@ -312,7 +313,7 @@ def resolve_main(args: argparse.Namespace, out: Path, say: Callable[[str], None]
     from edge_reid.models.checkpoint import load_model_from_checkpoint
 
     if args.artifacts:
-        return load_manifest(Path(args.artifacts), say)
+        return load_manifest(Path(args.artifacts[0]), say)
     checkpoint: Optional[str] = args.checkpoint
     if args.checkpoint:
         model, meta, _ = load_model_from_checkpoint(args.checkpoint)
@@ -338,7 +339,8 @@ def extra_models(args: argparse.Namespace, main: ArtifactSet, out: Path,
 
     names = args.models if args.models is not None else (sorted(MODELS.names()) if args.full else [])
     size = tuple(main.meta.input_size)
-    sets = []
+    sets = [load_manifest(Path(folder), say) for folder in (args.artifacts or [])[1:]]  # more trained builds
+    names = [n for n in names if n not in {s.meta.model for s in sets}]
     for name in [n for n in names if n != main.meta.model]:
         model = build_model(name, num_classes=PAPER_NUM_CLASSES, input_size=size).eval()
         sets.append(build_artifacts(out / "artifacts" / name, model, model.meta("untrained"), args.precisions,
@@ -544,7 +546,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion-impl", choices=("reference", "fast"), default=None,
                         help="run VisNet's fusion in this form (same weights; --serving on a GPU: fast)")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--artifacts", help="an 'edge-reid build' output folder (reads its manifest.json)")
+    src.add_argument("--artifacts", action="append",
+                     help="an 'edge-reid build' output folder (reads its manifest.json); repeat it to put several "
+                          "trained models on one table and plot")
     src.add_argument("--checkpoint", help="an edge-reid checkpoint to export and benchmark")
     src.add_argument("--model", help="a registry model to benchmark untrained (latency only is meaningful)")
     parser.add_argument("--input-size", type=_size, default=None, help="HxW for --model (default 256x128)")
@@ -586,7 +590,8 @@ def _apply_defaults(args: argparse.Namespace) -> None:
     # torch.compile takes minutes per batch shape on a 2-core CPU: in the quick default only with --backends
     args.backends = args.backends or (["torch-eager", "torch-compile", "onnxruntime", "tensorrt"] if full
                                       else ["torch-eager", "onnxruntime", "tensorrt"])
-    args.precisions = args.precisions or (["fp32", "fp16", "int8-cpu", "int8-trt"] if full else ["fp32", "fp16", "int8-cpu"])
+    args.precisions = args.precisions or (["fp32", "fp16", "int8-cpu", "int8-trt", "int8-qat-cpu", "int8-qat-trt"] if full
+                                          else ["fp32", "fp16", "int8-cpu", "int8-qat-cpu"])
     args.iters = args.iters or (50 if full else 10)
     args.warmup = args.warmup if args.warmup is not None else (5 if full else 2)
     args.max_seconds = args.max_seconds if args.max_seconds is not None else (60.0 if full else 5.0)

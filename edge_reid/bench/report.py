@@ -103,6 +103,8 @@ def plot_accuracy_vs_latency(path: PathLike, rows: Sequence[Mapping[str, Any]], 
             ax.scatter([], [], marker="o", color=colours[i % len(colours)], label=f"precision: {p}")
         ax.set_xlabel(f"latency (ms per image, p50 at batch {batch})")
         ax.set_ylabel(f"{y} (%)")
+        if points:
+            _sensible_axes(ax, [r[x] for r in points], [r[y] for r in points])
         ax.set_title(f"Accuracy vs latency on {device}")
         ax.grid(True, alpha=0.3)
         if points:
@@ -114,6 +116,15 @@ def plot_accuracy_vs_latency(path: PathLike, rows: Sequence[Mapping[str, Any]], 
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def _sensible_axes(ax: Any, xs: Sequence[float], ys: Sequence[float]) -> None:
+    """Accuracy from 0 (to the next 10 above the best, at most 100), so that a 0.04-point spread
+    looks like one; latency on a log scale when the points span more than 5x."""
+    top = min(100.0, 10.0 * (int(max(ys) // 10) + 1))
+    ax.set_ylim(0.0, max(top, 10.0))
+    if min(xs) > 0 and max(xs) / min(xs) > 5:
+        ax.set_xscale("log")
 
 
 def dump_rows(rows: List[Dict[str, Any]], out_dir: PathLike, stem: str, columns: Sequence[str],

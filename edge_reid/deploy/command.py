@@ -37,12 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calib.add_argument("--calib-split", help="dataset split for INT8 calibration, e.g. synthetic:train")
     calib.add_argument("--calib-random", action="store_true", help="calibrate on random pixels (smoke tests only)")
     parser.add_argument("--calib-images", type=int, default=256, help="number of calibration crops (default 256)")
-    from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES, FLOAT_RULES
+    from edge_reid.deploy.int8 import AUTO_FLOAT, FLOAT_RULES
 
-    default_rules = ",".join(DEFAULT_FLOAT_RULES)
     kinds = "; ".join(f"{name}: {what}" for name, (what, _) in FLOAT_RULES.items())
-    parser.add_argument("--int8-keep-float", default=default_rules,
-                        help=f"layer kinds INT8 keeps in float, a comma list ({kinds}) or none (default {default_rules})")
+    parser.add_argument("--int8-keep-float", default=AUTO_FLOAT,
+                        help="layers INT8 keeps in float: auto (default: the smallest set that meets the INT8 gate, "
+                             "found by a per-layer sensitivity analysis; table int8_sensitivity.csv beside the "
+                             f"artifacts), or a comma list of kinds ({kinds}), or none")
+    parser.add_argument("--qat", action="store_true",
+                        help="also INT8 by quantization-aware training: fine-tune the checkpoint with fake-quantized "
+                             "layers on its training split (model_int8_qat_{trt,cpu}.onnx)")
+    parser.add_argument("--qat-config", help="training config whose qat section (epochs, lr, images, batch_size) "
+                                             "to use (default: the checkpoint's own)")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         precisions=precisions, batch=parse_batch(args.batch),
         calib_dir=args.calib_dir, calib_split=args.calib_split, calib_random=args.calib_random,
         calib_images=args.calib_images, int8_keep_float=parse_float_rules(args.int8_keep_float),
+        qat=args.qat, qat_config=args.qat_config,
         eval_dataset=None if str(args.eval_dataset).lower() == "none" else args.eval_dataset,
         eval_limit=args.eval_limit, backend=args.backend, threads=args.threads, opset=args.opset,
         workspace_mb=args.workspace_mb, dla_core=args.dla_core, latency_iters=args.latency_iters,

@@ -12,12 +12,14 @@ when asked explicitly, random pixels. Ranges are computed once (percentile 99.99
 and cached per activation symmetry (the percentile ranges differ between the two flavours).
 
 What is quantized: Conv, Gemm and MatMul (where TensorRT and ONNX Runtime gain from INT8),
-except the layers the float rules select (:data:`FLOAT_RULES`, ``--int8-keep-float``); by default
-convolutions at a quarter of the input resolution or more (the stem and the first stage, where
-quantization noise enters every later feature) and convolutions on a pooled 1 x 1 vector (gates
-such as VisNet's scale attention); ``depthwise`` and ``attention`` are there for MobileNet-style
-and DCS models. Measured on the quick-trained VisNet (64x32, synthetic crops), the TensorRT flavour's
-min / mean cosine to FP32 went from 0.981 / 0.989 (every supported op, MinMax) to 0.995 / 0.998.
+except the layers kept in float. By default (``--int8-keep-float auto``) the build measures which
+(:mod:`edge_reid.deploy.int8_sensitivity`) and passes their names to :meth:`Int8Quantizer.quantize`;
+named rules (:data:`FLOAT_RULES`) select kinds of layer instead: convolutions at a quarter of the
+input resolution or more (``high-res``: the stem and the first stage), convolutions on a pooled
+1 x 1 vector (``pooled-gates``, gates such as VisNet's scale attention), ``depthwise`` and
+``attention``. Measured on the quick-trained VisNet (64x32, synthetic crops), ``high-res,pooled-gates``
+took the TensorRT flavour's min / mean cosine to FP32 from 0.981 / 0.989 (every supported op,
+MinMax) to 0.995 / 0.998.
 """
 
 from __future__ import annotations
@@ -181,6 +183,7 @@ FLOAT_RULES: Dict[str, Tuple[str, Callable[..., bool]]] = {
                   lambda node, shape, size, frac: node.op_type == "MatMul"),
 }
 DEFAULT_FLOAT_RULES: Tuple[str, ...] = ("high-res", "pooled-gates")
+AUTO_FLOAT = "auto"  # --int8-keep-float auto: chosen per model by edge_reid.deploy.int8_sensitivity
 
 
 def check_float_rules(names: Iterable[str]) -> Tuple[str, ...]:
@@ -193,8 +196,11 @@ def check_float_rules(names: Iterable[str]) -> Tuple[str, ...]:
 
 
 def parse_float_rules(text: str) -> Tuple[str, ...]:
-    """'high-res,depthwise' -> ('high-res', 'depthwise'); 'none' -> () (quantize every supported op)."""
+    """'high-res,depthwise' -> ('high-res', 'depthwise'); 'none' -> () (quantize every supported op);
+    'auto' -> ('auto',) (the sensitivity analysis chooses)."""
     names = tuple(v.strip() for v in str(text).split(",") if v.strip())
+    if names == (AUTO_FLOAT,):
+        return names
     return () if names in ((), ("none",)) else check_float_rules(names)
 
 
@@ -231,6 +237,54 @@ def _with_static_input(model: "onnx.ModelProto", input_size: Tuple[int, int]) ->
     return copy
 
 
+def prepare_for_quantization(fp32_path: Union[str, Path], out: Union[str, Path]) -> Path:
+    """ORT's pre-processing (shape inference, graph clean-up) into ``out``; the raw graph on failure."""
+    q = _quantization_api()
+    try:
+        q.quant_pre_process(str(fp32_path), str(out), skip_symbolic_shape=True)
+        return Path(out)
+    except Exception as exc:  # pre-processing is an optimisation: fall back to the raw graph
+        log.info("quant_pre_process failed (%s); quantizing the graph as exported.", type(exc).__name__)
+        return Path(fp32_path)
+
+
+def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np.ndarray, flavour: str,
+              float_nodes: Sequence[str], cache_dir: Union[str, Path], per_channel: bool = True,
+              calibrate_method: str = "Percentile", batch_size: int = 16,
+              overrides: Optional[Dict[str, list]] = None) -> Path:
+    """One Q/DQ flavour of ``prepared`` (nodes in ``float_nodes`` stay float) into ``out``.
+
+    Activation ranges are computed once per symmetry and cached in ``cache_dir`` (the percentile
+    ranges differ between the flavours), so later calls with other float sets only rewrite the
+    graph. ``overrides`` are ONNX Runtime ``TensorQuantOverrides`` (e.g. QAT's ranges).
+    """
+    q = _quantization_api()
+    spec = FLAVOUR_SPECS[flavour]
+    reader = ArrayCalibrationReader(calibration, batch_size)
+    extra = {
+        "ActivationSymmetric": spec.activation_symmetric,
+        "WeightSymmetric": True,
+        "QuantizeBias": spec.quantize_bias,
+        # symmetric S8 can represent negatives, so Relu/Clip must stay explicit
+        "QDQKeepRemovableActivations": spec.activation_symmetric,
+    }
+    if overrides:
+        extra["TensorQuantOverrides"] = overrides
+    q.quantize_static(
+        str(prepared), str(out), _as_ort_reader(reader),
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=per_channel,
+        activation_type=q.QuantType.QInt8 if spec.activation_signed else q.QuantType.QUInt8,
+        weight_type=q.QuantType.QInt8,
+        calibrate_method=getattr(q.CalibrationMethod, calibrate_method),
+        op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+        nodes_to_exclude=list(float_nodes),
+        calibration_cache_path=str(Path(cache_dir) / f"calibration-{calibrate_method}-{spec.activation_symmetric}.json"),
+        extra_options=extra,
+    )
+    return Path(out)
+
+
 class Int8Quantizer:
     """Calibrates an FP32 graph once and writes the requested Q/DQ flavours."""
 
@@ -239,60 +293,48 @@ class Int8Quantizer:
         self.per_channel = per_channel
         self.calibrate_method = calibrate_method
         self.batch_size = batch_size
-        self.keep_float = check_float_rules(keep_float)
+        self.keep_float = tuple(keep_float) if tuple(keep_float) == (AUTO_FLOAT,) else check_float_rules(keep_float)
 
     def quantize(
         self,
         fp32_path: Union[str, Path],
         calibration: np.ndarray,
         outputs: Dict[str, Union[str, Path]],
+        float_nodes: Optional[Sequence[str]] = None,
+        overrides: Optional[Dict[str, list]] = None,
+        extra_metadata: Optional[Dict[str, str]] = None,
     ) -> Dict[str, Path]:
-        """Quantize ``fp32_path`` into ``outputs[flavour]`` for each flavour; returns the written paths."""
-        q = _quantization_api()
+        """Quantize ``fp32_path`` into ``outputs[flavour]`` for each flavour; returns the written paths.
+
+        ``float_nodes`` (names) replaces the rule-based selection, e.g. the sensitivity analysis's
+        choice (``keep_float=("auto",)`` requires it); the names are recorded in the metadata.
+        """
         unknown = sorted(set(outputs) - set(FLAVOUR_SPECS))
         if unknown:
             raise InvalidInputError(f"Unknown INT8 flavour(s) {unknown}; choose from {list(FLAVOURS)}.")
         fp32 = load_onnx(fp32_path)
         meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
-        reader = ArrayCalibrationReader(calibration, self.batch_size)
-        method = getattr(q.CalibrationMethod, self.calibrate_method)
-        excluded = float_sensitive_nodes(fp32, meta.input_size, rules=self.keep_float)
+        ArrayCalibrationReader(calibration, self.batch_size)  # an empty set is one clear error, before any work
+        if float_nodes is None:
+            if self.keep_float == (AUTO_FLOAT,):
+                raise InvalidInputError("--int8-keep-float auto needs the sensitivity analysis's choice of float nodes.")
+            excluded = float_sensitive_nodes(fp32, meta.input_size, rules=self.keep_float)
+        else:
+            excluded = list(float_nodes)
         written: Dict[str, Path] = {}
         with tempfile.TemporaryDirectory(prefix="edge-reid-int8.") as tmp:
-            prepared = Path(tmp) / "prepared.onnx"
-            try:
-                q.quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-            except Exception as exc:  # pre-processing is an optimisation: fall back to the raw graph
-                log.info("quant_pre_process failed (%s); quantizing the graph as exported.", type(exc).__name__)
-                prepared = Path(fp32_path)
+            prepared = prepare_for_quantization(fp32_path, Path(tmp) / "prepared.onnx")
             for flavour, out in outputs.items():
-                spec = FLAVOUR_SPECS[flavour]
-                raw = Path(tmp) / f"{flavour}.onnx"
-                q.quantize_static(
-                    str(prepared), str(raw), _as_ort_reader(reader),
-                    quant_format=q.QuantFormat.QDQ,
-                    per_channel=self.per_channel,
-                    activation_type=q.QuantType.QInt8 if spec.activation_signed else q.QuantType.QUInt8,
-                    weight_type=q.QuantType.QInt8,
-                    calibrate_method=method,
-                    op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-                    nodes_to_exclude=excluded,
-                    # ranges are computed once per symmetry (percentile ranges differ between the two)
-                    calibration_cache_path=str(Path(tmp) / f"calibration-{spec.activation_symmetric}.json"),
-                    extra_options={
-                        "ActivationSymmetric": spec.activation_symmetric,
-                        "WeightSymmetric": True,
-                        "QuantizeBias": spec.quantize_bias,
-                        # symmetric S8 can represent negatives, so Relu/Clip must stay explicit
-                        "QDQKeepRemovableActivations": spec.activation_symmetric,
-                    },
-                )
+                raw = write_qdq(prepared, Path(tmp) / f"{flavour}.onnx", calibration, flavour, excluded, tmp,
+                                self.per_channel, self.calibrate_method, self.batch_size, overrides)
                 model = load_onnx(raw)
                 set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
                                                                 "calibration_images": str(len(calibration)),
                                                                 "calibration_method": self.calibrate_method,
                                                                 "float_nodes": str(len(excluded)),
-                                                                "float_rules": ",".join(self.keep_float) or "none"})
+                                                                "float_node_names": ",".join(excluded),
+                                                                "float_rules": ",".join(self.keep_float) or "none",
+                                                                **(extra_metadata or {})})
                 written[flavour] = save_onnx(model, out)
         return written
 

@@ -26,7 +26,7 @@ from edge_reid.deploy import parity as P
 from edge_reid.deploy.build_inputs import (HELD_OUT, EvalSet, ParityImages, check_calib_images, hold_out,
                                            load_calibration, load_eval_set)
 from edge_reid.deploy.compat import check_tensorrt_compat
-from edge_reid.deploy.int8 import DEFAULT_FLOAT_RULES
+from edge_reid.deploy.int8 import AUTO_FLOAT
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
@@ -53,7 +53,9 @@ class BuildConfig:
     calib_split: Optional[str] = None  # "dataset:split", e.g. "synthetic:train"
     calib_random: bool = False
     calib_images: int = 256
-    int8_keep_float: Tuple[str, ...] = DEFAULT_FLOAT_RULES  # layer kinds INT8 keeps in float
+    int8_keep_float: Tuple[str, ...] = (AUTO_FLOAT,)  # layer kinds INT8 keeps in float; auto: measured
+    qat: bool = False  # also INT8 by quantization-aware fine-tuning (edge_reid.deploy.qat)
+    qat_config: Optional[str] = None  # training config whose qat section to use (default: the checkpoint's)
     eval_dataset: Optional[str] = "synthetic"
     eval_limit: int = 400
     backend: str = "auto"  # auto | onnxruntime | tensorrt
@@ -174,7 +176,7 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
         overlap = "int8" in cfg.precisions and split[0] == cfg.eval_dataset and split[2] in ("query", "gallery")
         parity = ParityImages(eval_set.images, f"{cfg.eval_dataset} query+gallery", not overlap)
     calib, calib_source = (None, "none")
-    if "int8" in cfg.precisions:
+    if "int8" in cfg.precisions or cfg.qat:
         calib, calib_source = load_calibration(cfg, meta.input_size, extra=0 if eval_set is not None else HELD_OUT)
         if eval_set is None:
             calib, parity = hold_out(calib, cfg.calib_images, calib_source)
@@ -198,15 +200,27 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
         from edge_reid.deploy.fp16 import to_fp16
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
-    if calib is not None:
+    if cfg.qat:  # first: a checkpoint without training data stops here, before the long steps
+        from edge_reid.deploy.qat import run_qat
+
+        qat_paths = run_qat(model, meta, checkpoint, calib, out, cfg.qat_config, say)
+    if calib is not None and "int8" in cfg.precisions:
+        float_nodes = None
+        if cfg.int8_keep_float == (AUTO_FLOAT,):
+            from edge_reid.deploy.int8_sensitivity import auto_float_nodes
+
+            float_nodes = auto_float_nodes(export.path, calib, out, eval_set, {**P.DEFAULT_GATES, **cfg.gates}[
+                "int8_min_cosine"], cfg.threads, say).float_nodes
         written = Int8Quantizer(keep_float=cfg.int8_keep_float).quantize(
-            export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS})
+            export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS}, float_nodes=float_nodes)
         for flavour, path in written.items():
             artifacts[f"int8_{flavour}"] = path
+    if cfg.qat:
+        artifacts.update({f"int8_qat_{flavour}": path for flavour, path in qat_paths.items()})
 
     # 2. compatibility with TensorRT's parser (informative on CPU-only builds)
     compat = {}
-    for key in [k for k in artifacts if k != "int8_cpu"]:
+    for key in [k for k in artifacts if not k.endswith("_cpu")]:
         report = check_tensorrt_compat(artifacts[key])
         compat[key] = {"ok": report.ok, "problems": report.problems}
         if not report.ok:
@@ -248,7 +262,7 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
                                                dla_core=cfg.dla_core))
         runnable = {}
         for key, path in artifacts.items():
-            if key == "int8_cpu":
+            if key.endswith("_cpu"):
                 continue
             engine = out / f"{path.stem}.engine"
             builder.build(path, engine)

@@ -105,6 +105,12 @@ SCHEMA: Dict[str, Any] = {
         "rerank": _f(False, bool),
         "batch_size": _f(64, int),
     },
+    "qat": {  # quantization-aware fine-tuning (edge-reid build --qat, edge_reid.deploy.qat)
+        "epochs": _f(2, int),
+        "lr": _f(1e-5, float),
+        "images": _f(512, int),  # crops of the training split used
+        "batch_size": _f(32, int),
+    },
     "output": {
         "dir": _f(None, str, optional=True),
         "tensorboard": _f(True, bool),

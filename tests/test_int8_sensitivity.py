@@ -1,0 +1,113 @@
+"""--int8-keep-float auto: the sensitivity analysis finds the layer made hard to quantize."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+from edge_reid.deploy.int8 import Int8Quantizer, parse_float_rules
+from edge_reid.deploy.int8_sensitivity import SensitivityAnalysis, auto_float_nodes
+from edge_reid.deploy.onnx_export import OnnxExporter
+from edge_reid.deploy.parity import cosines
+from edge_reid.metadata import ModelMeta
+from edge_reid.runtime import load_embedder
+
+SIZE = (64, 32)
+OUTLIER = 300.0
+
+
+class Tiny(nn.Module):
+    """Four convolutions and a linear embedding; ``c2``'s channel 0 carries an outlier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)      # 32 x 16
+        self.c2 = nn.Conv2d(8, 16, 3, stride=2, padding=1)     # 16 x 8
+        self.c3 = nn.Conv2d(16, 24, 3, stride=2, padding=1)    # 8 x 4
+        self.c4 = nn.Conv2d(24, 32, 3, stride=1, padding=1)    # 8 x 4
+        self.fc = nn.Linear(32, 16, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in (self.c1, self.c2, self.c3, self.c4):
+            x = torch.relu(conv(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+    def add_outlier(self) -> None:
+        """Scale c2's output channel 0 by OUTLIER and c3's input channel 0 by 1/OUTLIER: the float
+        function is unchanged (ReLU is positively homogeneous), but one channel of the activation
+        between them is OUTLIER times larger than the rest, which a per-tensor scale cannot hold."""
+        with torch.no_grad():
+            self.c2.weight[0] *= OUTLIER
+            self.c2.bias[0] *= OUTLIER
+            self.c3.weight[:, 0] /= OUTLIER
+
+
+def smooth_images(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low = rng.random((count, 3, SIZE[0] // 8, SIZE[1] // 8)).astype(np.float32)
+    up = torch.nn.functional.interpolate(torch.from_numpy(low), size=SIZE, mode="bilinear", align_corners=False)
+    return ((up.numpy() - 0.45) / 0.25).astype(np.float32)
+
+
+def conv_nodes(path: Path):
+    """ONNX Conv/Gemm node name by the layer it came from (output channels identify it)."""
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    by_channels = {8: "c1", 16: "c2", 24: "c3", 32: "c4"}
+    names = {}
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            names[by_channels[inits[node.input[1]].dims[0]]] = node.name
+        elif node.op_type in ("Gemm", "MatMul"):
+            names["fc"] = node.name
+    return names
+
+
+@pytest.fixture(scope="module")
+def hard_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = Tiny().eval()
+    model.add_outlier()
+    meta = ModelMeta(model="tiny", input_size=SIZE, embedding_dim=16, num_ids=0)
+    return OnnxExporter().export(model, meta, tmp_path_factory.mktemp("sens") / "fp32.onnx").path
+
+
+def test_auto_keeps_only_the_outlier_layers_in_float(hard_model: Path, tmp_path: Path) -> None:
+    calib = smooth_images(48, seed=0)
+    names = conv_nodes(hard_model)
+    hard = {names["c2"], names["c3"]}
+    # quantizing everything (the old default without rules) fails the gate on this model
+    probe = SensitivityAnalysis(hard_model, calib, tmp_path / "probe", flavours=("trt",))
+    assert not probe.trial("all", "every layer", []).passed
+
+    result = auto_float_nodes(hard_model, calib, tmp_path, say=lambda _: None)
+    chosen = set(result.float_nodes)
+    assert chosen and chosen <= hard  # the hard layers, nothing else
+    assert {names["c1"], names["c4"], names["fc"]}.isdisjoint(chosen)
+
+    rows = list(csv.DictReader(open(result.table)))
+    groups = {r["subject"]: r for r in rows if r["level"] == "group"}
+    assert len(groups) == 4  # Conv@32x16, Conv@16x8, Conv@8x4, Gemm
+    # the outlier stage is the most sensitive group
+    assert min(groups, key=lambda g: float(groups[g]["cos_min"])) == "Conv@16x8"
+
+    # the chosen set, quantized for real, passes the gate on unseen crops in both flavours
+    outs = Int8Quantizer(keep_float=parse_float_rules("auto")).quantize(
+        hard_model, calib, {f: tmp_path / f"{f}.onnx" for f in ("trt", "cpu")}, float_nodes=result.float_nodes)
+    crops = smooth_images(24, seed=1)
+    ref = load_embedder(hard_model, "onnxruntime").embed(crops)
+    for flavour, path in outs.items():
+        assert cosines(ref, load_embedder(path, "onnxruntime").embed(crops)).min() >= 0.99, flavour
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert props["edge_reid.float_rules"] == "auto"
+        assert set(props["edge_reid.float_node_names"].split(",")) == chosen
+        graph = onnx.load(str(path)).graph
+        dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        int8 = {n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in dq_outputs}
+        assert int8 == set(names.values()) - chosen, flavour  # the rest stays quantized

@@ -1,0 +1,99 @@
+"""QAT: PyTorch's fake quantization matches the exported Q/DQ graph; missing data is one sentence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch import nn
+
+from edge_reid.cli import main
+from edge_reid.deploy.compat import check_tensorrt_compat
+from edge_reid.deploy.qat import QatModel, QatSettings, finetune
+from edge_reid.metadata import ModelMeta
+from edge_reid.models import build_model
+from edge_reid.models.checkpoint import save_checkpoint
+
+SIZE = (64, 32)
+
+
+class ConvBnNet(nn.Module):
+    """Conv-BN-ReLU blocks with a residual add, pooling and a linear embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.a = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(16, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.fc = nn.Linear(32, 24)
+        with torch.no_grad():  # statistics that make folding matter
+            for m in self.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.5, 0.5)
+                    m.running_var.uniform_(0.5, 2.0)
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.uniform_(-0.2, 0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = self.down(x + self.a(x))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def images(count: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    low = torch.from_numpy(rng.normal(size=(count, 3, 8, 4)).astype(np.float32))
+    return torch.nn.functional.interpolate(low, size=SIZE, mode="bilinear", align_corners=False).numpy()
+
+
+def test_fake_quant_matches_the_exported_qdq_graph(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ConvBnNet().eval()
+    meta = ModelMeta(model="convbn", input_size=SIZE, embedding_dim=24, num_ids=0)
+    qat = QatModel(model, meta, images(32, 0), tmp_path)
+    assert qat.folded == 3 and not qat.float_nodes and len(qat.node_to_module) == 4
+    # a little fine-tuning moves the weights; the export must follow them
+    losses = finetune(qat, model, images(64, 1), QatSettings(epochs=2, lr=1e-3, batch_size=16), say=lambda _: None)
+    assert losses[-1] < losses[0]
+    out = qat.export({"trt": tmp_path / "qat_trt.onnx", "cpu": tmp_path / "qat_cpu.onnx"})
+    assert check_tensorrt_compat(out["trt"]).ok
+
+    x = images(16, 2)
+    with torch.no_grad():
+        torch_out = qat.model(torch.from_numpy(x)).numpy()
+    session = ort.InferenceSession(str(out["trt"]), providers=["CPUExecutionProvider"])
+    ort_out = session.run(None, {session.get_inputs()[0].name: x})[0]
+    fc_node = next(n for n, m in qat.node_to_module.items() if m == "fc")
+    # the embedding (the graph's output) is not quantized; fc's input is: one quantization step of
+    # that input moves embedding j by at most step * sum_i |W_ji|; almost every value is identical
+    step = qat.scales[qat.io[fc_node][0]]
+    bound = step * qat.float_model().fc.weight.detach().abs().sum(dim=1).numpy()
+    diff = np.abs(torch_out - ort_out)
+    assert (diff <= bound[None, :] + 1e-5).all(), (diff.max(), bound.min())
+    assert np.mean(diff <= 1e-5 * (1 + np.abs(ort_out))) > 0.95
+    # the fine-tuned float weights differ from the original's (the export is of the trained model)
+    assert not torch.equal(qat.float_model().fc.weight, model.fc.weight)
+
+
+@pytest.fixture(scope="module")
+def untrained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model = build_model("mobilenetv2", num_classes=3, input_size=SIZE).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("qat") / "m.pth", model, model.meta("nowhere"))
+
+
+def test_qat_without_training_data_is_one_sentence(untrained_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    code = main(["build", "--checkpoint", str(untrained_checkpoint), "--qat", "--calib-random", "--calib-images", "8",
+                 "--precisions", "fp32", "--eval-dataset", "none", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "QAT needs the training data" in err and err.count("\n") == 0
+
+
+def test_qat_with_an_empty_calibration_set_is_one_sentence(untrained_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    code = main(["build", "--checkpoint", str(untrained_checkpoint), "--qat", "--calib-dir", str(tmp_path / "empty"),
+                 "--precisions", "fp32", "--eval-dataset", "none", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "contains no images" in err and err.count("\n") == 0
