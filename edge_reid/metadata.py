@@ -40,12 +40,15 @@ class ModelMeta:
     model_options: Dict[str, Any] = field(default_factory=dict)
     input_format: str = INPUT_FORMAT
     toolkit_version: str = __version__
+    #: the graph inputs in order: "images", then "camera_ids" / "modality" (int64, shape N) if used
+    inputs: Tuple[str, ...] = ("images",)
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        data["inputs"] = list(self.inputs)
         return data
 
     def to_json(self) -> str:
@@ -64,6 +67,7 @@ class ModelMeta:
         for key in ("mean", "std"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
+        values["inputs"] = tuple(str(v) for v in values.get("inputs", ("images",)))
         values["embedding_dim"] = int(values["embedding_dim"])
         values["num_ids"] = int(values["num_ids"])
         return cls(**values)
