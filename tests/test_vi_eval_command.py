@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from edge_reid.cli import main
 from edge_reid.data.synthetic.vi_dataset import generate_vi_dataset
+from edge_reid.errors import InvalidInputError
+from edge_reid.evaluation.vi_command import vi_protocol
 
 FAST = ["--workers", "0", "--batch-size", "32", "--model", "mobilenetv2", "--input-size", "32", "16"]
 
@@ -32,6 +35,9 @@ def test_sysu_protocol_writes_trials(trees, tmp_path: Path, capsys: pytest.Captu
     assert "Rank-1" in capsys.readouterr().out
     assert main(args + ["--protocol", "regdb"]) == 2
     assert "does not fit the dataset" in capsys.readouterr().err
+    single = argparse.Namespace(protocol="sysu", dataset="market1501")
+    with pytest.raises(InvalidInputError, match="needs a visible-infrared dataset"):
+        vi_protocol(single, None)
 
 
 def test_regdb_one_split(trees, tmp_path: Path) -> None:

@@ -36,6 +36,9 @@ def add_vi_arguments(parser: argparse.ArgumentParser) -> None:
 
 def vi_protocol(args: argparse.Namespace, dataset_protocol: Any) -> Any:
     """The protocol to run: --protocol, else the dataset's own (None: single-modality)."""
+    if args.protocol is not None and dataset_protocol is None:
+        raise InvalidInputError(f"--protocol {args.protocol} needs a visible-infrared dataset (sysu_mm01, regdb, "
+                                f"synthetic_vi, synthetic_vi_regdb), not '{args.dataset}'.")
     if args.protocol is not None and dataset_protocol is not None and args.protocol != dataset_protocol:
         raise InvalidInputError(f"--protocol {args.protocol} does not fit the dataset, whose protocol is {dataset_protocol}.")
     return args.protocol or dataset_protocol
