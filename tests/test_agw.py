@@ -112,3 +112,20 @@ def test_modality_sampler_batches() -> None:
     assert list(s) == [i for b in batches[1:] for i in b]
     with pytest.raises(InvalidInputError, match="both visible and infrared"):
         ModalityPKSampler(pids, mods, p=11, k=2)
+
+
+def test_backbone_lr_factor_keeps_head_at_base_lr() -> None:
+    from edge_reid.engine.optim import EpochSchedule, build_optimizer
+
+    net = torch.nn.Module()
+    net.body = torch.nn.Linear(3, 3)
+    net.head = torch.nn.Linear(3, 2)
+    cfg = {"name": "sgd", "lr": 0.1, "weight_decay": 5e-4, "momentum": 0.9, "nesterov": True, "backbone_lr_factor": 0.1}
+    opt = build_optimizer(net, cfg)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lrs[id(net.head.weight)] == pytest.approx(0.1) and lrs[id(net.body.weight)] == pytest.approx(0.01)
+    schedule = EpochSchedule({"type": "step", "warmup_epochs": 0, "warmup_factor": 0.1, "milestones": [20, 50],
+                              "gamma": 0.1, "min_lr_factor": 0.0}, 81)
+    schedule.apply(opt, 0.1, 25)
+    lrs = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lrs[id(net.head.weight)] == pytest.approx(0.01) and lrs[id(net.body.weight)] == pytest.approx(0.001)
