@@ -41,14 +41,19 @@ def test_onnxruntime_matches_pytorch_for_every_model(name: str, tmp_path: Path) 
     with torch.no_grad():
         ref = model(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [i.name for i in sess.get_inputs()] == ["images"] and [o.name for o in sess.get_outputs()] == ["embeddings"]
-    got = sess.run(None, {"images": x})[0]
+    names = list(model.meta("test").inputs)  # "images", then a model's extra int64 inputs (zeros here)
+    assert [i.name for i in sess.get_inputs()] == names and [o.name for o in sess.get_outputs()] == ["embeddings"]
+
+    def feed(images: np.ndarray) -> dict:
+        return {"images": images, **{n: np.zeros(len(images), np.int64) for n in names[1:]}}
+
+    got = sess.run(None, feed(x))[0]
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() <= 1e-4
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
     # the batch axis is dynamic: one and five crops run through the same file
-    assert sess.run(None, {"images": x[:1]})[0].shape[0] == 1
-    assert sess.run(None, {"images": np.concatenate([x, x[:2]])})[0].shape[0] == 5
+    assert sess.run(None, feed(x[:1]))[0].shape[0] == 1
+    assert sess.run(None, feed(np.concatenate([x, x[:2]])))[0].shape[0] == 5
 
 
 def test_metadata_round_trip_and_single_file(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from edge_reid.data.datasets.base import ImageRecord, ReIDDataset
-from edge_reid.data.sampler import DistributedPKSampler, PKSampler
+from edge_reid.data.sampler import DistributedPKSampler, ModalityPKSampler, PKSampler
 from edge_reid.data.transforms import augment_options, build_test_transform, build_train_transform
 from edge_reid.errors import InvalidInputError
 
@@ -176,6 +176,7 @@ def build_train_loader(
     distributed: bool = False,
     transform: Optional[Callable] = None,
     pre_transform: Optional[Callable[[np.ndarray, str], np.ndarray]] = None,
+    modality_balanced: bool = False,
 ) -> TrainLoader:
     """PK-sampled training batches of ``dataset.train`` (or a list of records).
 
@@ -184,6 +185,8 @@ def build_train_loader(
     which becomes the ``pre_transform`` unless one is given; ``transform`` replaces the
     whole training transform; ``pre_transform(image, path)`` runs before it. With ``distributed`` the batches are split across the
     ranks of the initialised ``torch.distributed`` group.
+    ``modality_balanced`` samples P ids x (K visible + K infrared) per batch
+    (:class:`ModalityPKSampler`; not distributed).
     """
     records = dataset.train if isinstance(dataset, ReIDDataset) else list(dataset)
     if transform is None:
@@ -194,17 +197,21 @@ def build_train_loader(
 
         pre_transform = build_background_augment(background, seed=seed)
     pids = [r.pid for r in records]
-    if distributed:
+    if modality_balanced:
+        if distributed:
+            raise InvalidInputError("Modality-balanced PK sampling does not run distributed; train on one process.")
+        sampler: PKSampler = ModalityPKSampler(pids, [r.modality for r in records], p, k, seed)
+    elif distributed:
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
             raise InvalidInputError("distributed=True needs an initialised torch.distributed process group.")
-        sampler: PKSampler = DistributedPKSampler(pids, p, k, seed, dist.get_world_size(), dist.get_rank())
+        sampler = DistributedPKSampler(pids, p, k, seed, dist.get_world_size(), dist.get_rank())
     else:
         sampler = PKSampler(pids, p, k, seed)
     return TrainLoader(
         ImageDataset(records, transform, pre_transform),
-        batch_size=p * k,
+        batch_size=sampler.batch_size,
         sampler=sampler,
         num_workers=workers,
         drop_last=True,
@@ -232,3 +239,23 @@ def build_test_loader(
         worker_init_fn=seed_worker,
         pin_memory=torch.cuda.is_available(),
     )
+
+
+def model_inputs(names: Sequence[str], batch: Sequence[torch.Tensor], dataset: object) -> Dict[str, torch.Tensor]:
+    """The extra keyword inputs a model declares (``extra_inputs``) for one loader batch.
+
+    ``modality`` comes from the records of ``dataset`` (an :class:`ImageDataset`) at the batch's
+    indices, ``camera_ids`` from the batch's camera ids.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    for name in names:
+        if name == "modality":
+            records = getattr(dataset, "records", None)
+            if records is None:
+                raise InvalidInputError("This model needs each image's modality, but its loader has no records.")
+            out[name] = torch.as_tensor([int(records[int(i)].modality) for i in batch[3]], dtype=torch.int64)
+        elif name == "camera_ids":
+            out[name] = torch.as_tensor(batch[2], dtype=torch.int64)
+        else:
+            raise InvalidInputError(f"The model input '{name}' is not one the data loaders can provide.")
+    return out

@@ -137,3 +137,55 @@ class DistributedPKSampler(PKSampler):
         """This rank's share of the epoch's batches."""
         every = self._generate(epoch, self.num_batches * self.num_replicas)
         return every[self.rank::self.num_replicas]
+
+
+class ModalityPKSampler(PKSampler):
+    """Visible-infrared PK batches: P ids x (K visible + K infrared images), in that order per id.
+
+    Only identities with images of both modalities are drawn. An epoch has
+    ``len(records) // (2 * P * K)`` batches; each picks P distinct ids at random and, per id, K
+    visible and K infrared images (without replacement when there are enough, with otherwise).
+    Deterministic in (seed, epoch) like :class:`PKSampler`, whose ``set_epoch`` it keeps.
+    """
+
+    def __init__(self, pids: Sequence[int], modalities: Sequence[int], p: int, k: int, seed: int = 0) -> None:
+        if p < 1 or k < 1:
+            raise InvalidInputError(f"PK sampling needs p >= 1 and k >= 1, got p={p} and k={k}.")
+        if len(pids) != len(modalities):
+            raise InvalidInputError(f"{len(pids)} pids were given with {len(modalities)} modalities.")
+        self.pids = [int(x) for x in pids]
+        self.p, self.k, self.seed = int(p), int(k), int(seed)
+        by_mod: Dict[int, Dict[int, List[int]]] = {0: defaultdict(list), 1: defaultdict(list)}
+        for i, (pid, mod) in enumerate(zip(self.pids, modalities)):
+            by_mod[1 if int(mod) == 1 else 0][pid].append(i)
+        both = sorted(set(by_mod[0]) & set(by_mod[1]))
+        if len(both) < self.p:
+            raise InvalidInputError(
+                f"Modality-balanced PK sampling needs P={self.p} identities with both visible and infrared "
+                f"images, but the training set has {len(both)}."
+            )
+        self.visible = {pid: np.asarray(by_mod[0][pid], dtype=np.int64) for pid in both}
+        self.infrared = {pid: np.asarray(by_mod[1][pid], dtype=np.int64) for pid in both}
+        self.index = self.visible
+        self._num_batches = max(1, len(self.pids) // (2 * self.p * self.k))
+        self.epoch = 0
+        self.start_batch = 0
+
+    @property
+    def batch_size(self) -> int:
+        return 2 * self.p * self.k
+
+    def _draw(self, ids: np.ndarray, rng: np.random.Generator) -> List[int]:
+        return [int(i) for i in rng.choice(ids, self.k, replace=len(ids) < self.k)]
+
+    def _generate(self, epoch: int, count: int) -> List[List[int]]:
+        rng = np.random.default_rng([self.seed, int(epoch), 2])
+        pid_list = list(self.visible)
+        batches = []
+        for _ in range(count):
+            batch: List[int] = []
+            for j in rng.choice(len(pid_list), self.p, replace=False):
+                pid = pid_list[int(j)]
+                batch += self._draw(self.visible[pid], rng) + self._draw(self.infrared[pid], rng)
+            batches.append(batch)
+        return batches

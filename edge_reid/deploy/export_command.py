@@ -31,9 +31,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     result = OnnxExporter(args.opset, simplify=not args.no_simplify, dynamo=args.dynamo).export(model, meta, out)
     x = np.random.default_rng(0).random((4, 3, *meta.input_size), dtype=np.float32)
+    extra = {name: np.array([0, 1, 0, 1], dtype=np.int64) for name in meta.inputs[1:]}  # e.g. both modalities
     with torch.inference_mode():
-        ref = model(torch.from_numpy(x)).numpy()
-    got = load_embedder(out, "onnxruntime").embed(x)
+        ref = model(torch.from_numpy(x), **{k: torch.from_numpy(v) for k, v in extra.items()}).numpy()
+    got = load_embedder(out, "onnxruntime").embed(x, **extra)
     report = P.compare(out.name, "fp32", "torch", ref, got, {"fp32_max_abs": args.max_abs})
     compat = check_tensorrt_compat(out)
     print(f"Wrote {out} (opset {result.opset}, simplified: {result.simplified}, exporter: {result.exporter}).")

@@ -33,6 +33,7 @@ def build_data(cfg: Mapping[str, Any], dist: DistInfo, verbose: bool = True) -> 
         workers=dcfg["workers"],
         augment=dcfg["augment"],
         distributed=dist.enabled,
+        modality_balanced=dcfg["modality_balanced"],
     )
     return dataset, loader
 
@@ -68,6 +69,13 @@ def build_evaluate(cfg: Mapping[str, Any], dataset: Any) -> Callable[[torch.nn.M
         raise EdgeReidError(f"Dataset '{cfg['data']['dataset']}' has no query or gallery images to evaluate on.")
     size = tuple(cfg["data"]["input_size"])
     batch = cfg["eval"]["batch_size"]
+    if getattr(dataset, "protocol", None):  # visible-infrared: the dataset's protocol, default mode
+        from edge_reid.evaluation.vi_evaluator import CrossModalEvaluator
+
+        cross = CrossModalEvaluator(build_test_loader(dataset.query, size, batch),
+                                    build_test_loader(dataset.gallery, size, batch),
+                                    dataset.gallery, protocol=dataset.protocol, flip=cfg["eval"]["flip"])
+        return lambda model: metrics_dict(cross.run(model)["metrics"])
     evaluator = Evaluator(
         build_test_loader(dataset.query, size, batch),
         build_test_loader(dataset.gallery, size, batch),

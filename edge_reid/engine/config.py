@@ -60,6 +60,7 @@ SCHEMA: Dict[str, Any] = {
         "workers": _f(2, int),
         "augment": _f(None, dict, optional=True, free=True),
         "options": _f({}, dict, free=True),  # the dataset's own options (build_dataset kwargs)
+        "modality_balanced": _f(False, bool),  # visible-infrared: P ids x (K visible + K infrared)
     },
     "loss": {
         "terms": _f([{"name": "cross_entropy", "label_smoothing": 0.1}], list, free=True),
@@ -71,6 +72,7 @@ SCHEMA: Dict[str, Any] = {
         "weight_decay": _f(5e-4, float),
         "momentum": _f(0.9, float),
         "nesterov": _f(False, bool),
+        "backbone_lr_factor": _f(1.0, float),  # lr of everything but the model's `head` (AGW: 0.1)
     },
     "schedule": {
         "type": _f("step", str, choices=("step", "cosine")),

@@ -14,17 +14,22 @@ from torch import nn
 
 
 def build_optimizer(model: nn.Module, optim_cfg: Mapping[str, Any]) -> torch.optim.Optimizer:
-    """Adam or SGD (momentum) over the trainable parameters; no weight decay on biases and norms."""
-    decay, no_decay = [], []
+    """Adam or SGD (momentum) over the trainable parameters; no weight decay on biases and norms.
+
+    ``backbone_lr_factor`` (default 1) scales the learning rate of every parameter outside the
+    model's ``head`` (BNNeck and classifier); each group keeps its ``lr_factor``.
+    """
+    factor = float(optim_cfg.get("backbone_lr_factor", 1.0))
+    buckets: Dict[Any, list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [
-        {"params": decay, "weight_decay": optim_cfg["weight_decay"]},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+        lr_factor = 1.0 if name.startswith("head.") else factor
+        buckets.setdefault((param.ndim <= 1, lr_factor), []).append(param)
     lr = optim_cfg["lr"]
+    groups = [{"params": params, "weight_decay": 0.0 if no_decay else optim_cfg["weight_decay"],
+               "lr_factor": lr_factor, "lr": lr * lr_factor}
+              for (no_decay, lr_factor), params in sorted(buckets.items(), key=lambda kv: kv[0])]
     if optim_cfg["name"] == "adam":
         return torch.optim.Adam(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=optim_cfg["momentum"], nesterov=optim_cfg["nesterov"])
@@ -57,7 +62,7 @@ class EpochSchedule:
         """Set every parameter group's learning rate for ``epoch``; return it."""
         lr = base_lr * self.factor(epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_factor", 1.0)
         return lr
 
     def state_dict(self) -> Dict[str, Any]:

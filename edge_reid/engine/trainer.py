@@ -268,7 +268,7 @@ class Trainer:
         autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
                     if self.amp_dtype is not None else contextlib.nullcontext())
         with autocast:
-            outputs = self.model(images)
+            outputs = self.model(images, **self._extra_inputs(batch))
             result = self.composer(outputs, targets)
         total = result.total.float()
         problem = loss_problem(float(total.detach()), self.state.loss_baseline, self.divergence_factor)
@@ -300,6 +300,16 @@ class Trainer:
             self.state.loss_baseline = float(total.detach())
         self.state.nonfinite_streak = 0
         return result
+
+    def _extra_inputs(self, batch: Sequence[Any]) -> Dict[str, torch.Tensor]:
+        """The model's declared extra inputs (``extra_inputs``: modality, camera ids) for this batch."""
+        names = tuple(getattr(self.module, "extra_inputs", ()))
+        if not names:
+            return {}
+        from edge_reid.data.loader import model_inputs
+
+        inputs = model_inputs(names, batch, getattr(self.loader, "dataset", None))
+        return {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
 
     def _clip(self) -> None:
         if self.grad_clip is not None and self.grad_clip > 0:

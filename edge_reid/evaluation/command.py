@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.evaluation.vi_command import DEFAULT_DATASETS, add_vi_arguments, run_vi, vi_protocol
 from edge_reid.utils.atomic import atomic_write_json
 
 DEFAULT_INPUT_SIZE = (256, 128)
@@ -21,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``edge-reid eval``."""
     parser.add_argument("--model", default="resnet50", help="registered model name (ignored with --checkpoint)")
     parser.add_argument("--checkpoint", default=None, help="edge-reid checkpoint; model and input size come from it")
-    parser.add_argument("--dataset", default="synthetic", help="registered dataset name (default: synthetic)")
+    parser.add_argument("--dataset", default=None,
+                        help="registered dataset name (default: synthetic; with --protocol the synthetic visible-infrared set)")
     parser.add_argument("--data-root", default=None, help="dataset folder (the synthetic set generates itself)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
                         help=f"input height and width (default {DEFAULT_INPUT_SIZE[0]} {DEFAULT_INPUT_SIZE[1]})")
@@ -37,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-queries", type=int, default=8, help="rows of the ranked-list picture")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of an untrained model's initial weights")
+    add_vi_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -106,10 +109,17 @@ def run(args: argparse.Namespace) -> int:
 
     device = _device(args.device)
     loaded = _load_checkpoint(args) if args.checkpoint is not None else None  # fail fast on a bad file
+    if args.dataset is None:
+        args.dataset = DEFAULT_DATASETS.get(args.protocol, "synthetic")
     dataset = build_dataset(args.dataset, args.data_root, verbose=False)
     print(dataset.summary())
     model, model_name, input_size = loaded or _untrained_model(args, dataset.num_train_pids)
     model.to(device)
+    protocol = vi_protocol(args, getattr(dataset, "protocol", None))
+    if protocol is not None:
+        return run_vi(args, protocol, args.dataset, model, model_name, input_size, device,
+                      lambda name, root, **options: dataset if not options else build_dataset(name, root, verbose=False,
+                                                                                                 **options))
 
     evaluator = Evaluator(
         build_test_loader(dataset.query, input_size, args.batch_size, workers=args.workers),

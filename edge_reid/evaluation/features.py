@@ -35,6 +35,9 @@ def extract_features(
         except StopIteration:
             device = torch.device("cpu")
     device = torch.device(device)
+    names = tuple(getattr(model, "extra_inputs", ()))
+    if names:  # two-stream / camera-aware models: their extra inputs come from the loader's records
+        from edge_reid.data.loader import model_inputs
     was_training = bool(getattr(model, "training", False))
     model.eval()
     feats, pids, camids, indices = [], [], [], []
@@ -49,9 +52,11 @@ def extract_features(
                     )
                 images, pid, camid, index = batch
                 images = images.to(device, non_blocking=True).float()
-                emb = model(images)
+                extra = {k: v.to(device) for k, v in model_inputs(names, batch, getattr(loader, "dataset", None)).items()} \
+                    if names else {}
+                emb = model(images, **extra)
                 if flip:
-                    emb = F.normalize((emb + model(torch.flip(images, dims=[3]))) / 2.0, dim=1)
+                    emb = F.normalize((emb + model(torch.flip(images, dims=[3]), **extra)) / 2.0, dim=1)
                 feats.append(emb.detach().float().cpu().numpy())
                 pids.append(np.asarray(pid).reshape(-1))
                 camids.append(np.asarray(camid).reshape(-1))

@@ -40,6 +40,8 @@ class ReIDModel(nn.Module):
 
     model_name: str = "unnamed"
     model_options: Dict[str, Any]
+    #: graph inputs beyond the image batch that ``forward`` takes by keyword ("modality", "camera_ids")
+    extra_inputs: Tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -89,4 +91,5 @@ class ReIDModel(nn.Module):
             std=tuple(round(v, 6) for v in self.normalizer.std.flatten().tolist()),
             dataset=dataset,
             model_options={k: v for k, v in self.model_options.items() if k != "pretrained"},
+            inputs=("images", *self.extra_inputs),
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
+from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.registry import Registry
 from edge_reid.runtime.preprocess import Crops, l2_normalise, to_batch
@@ -37,18 +38,40 @@ class Embedder(abc.ABC):
     def embedding_dim(self) -> int:
         return self.meta.embedding_dim
 
-    def embed(self, crops: Crops) -> np.ndarray:
-        """Embed ``crops`` (see the class docstring); an empty list gives a 0 x D array."""
+    def embed(self, crops: Crops, camera_ids: Union[int, Sequence[int], None] = None,
+              modality: Union[int, Sequence[int], None] = None) -> np.ndarray:
+        """Embed ``crops`` (see the class docstring); an empty list gives a 0 x D array.
+
+        ``camera_ids`` / ``modality`` (an int for the whole batch, or one per crop) are fed only
+        to a model whose ``meta.inputs`` names them; a model that needs one not given is an error.
+        """
         if isinstance(crops, (list, tuple)) and len(crops) == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
         batch = to_batch(crops, self.meta.input_size)
         if batch.shape[0] == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
-        return l2_normalise(self._infer(batch))
+        extra = self._extra_inputs(len(batch), {"camera_ids": camera_ids, "modality": modality})
+        return l2_normalise(self._infer(batch, extra) if extra else self._infer(batch))
+
+    def _extra_inputs(self, n: int, given: Dict[str, Union[int, Sequence[int], None]]) -> Dict[str, np.ndarray]:
+        """The int64 arrays (length ``n``) of the inputs the model names beyond ``images``."""
+        out: Dict[str, np.ndarray] = {}
+        for name in tuple(getattr(self.meta, "inputs", ("images",)))[1:]:
+            value = given.get(name)
+            if value is None:
+                raise InvalidInputError(
+                    f"Model '{self.meta.model}' needs the input '{name}' for every crop; pass {name}=... to embed "
+                    f"({'--infrared NAME marks an infrared source' if name == 'modality' else '--camera-index NAME=INT sets a camera'} in edge-reid stream)."
+                )
+            arr = np.full(n, int(value), dtype=np.int64) if np.ndim(value) == 0 else np.asarray(value, dtype=np.int64)
+            if arr.shape != (n,):
+                raise InvalidInputError(f"'{name}' has {arr.size} values for {n} crops.")
+            out[name] = arr
+        return out
 
     @abc.abstractmethod
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a float32 N x 3 x H x W batch; return N x D."""
+    def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        """Run the model on a float32 N x 3 x H x W batch (and its extra int64 inputs); return N x D."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(path={str(self.path)!r}, model={self.meta.model!r}, "

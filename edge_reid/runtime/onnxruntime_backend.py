@@ -60,8 +60,8 @@ class OnnxRuntimeEmbedder(Embedder):
         self.providers = self.session.get_providers()
         super().__init__(path, meta, precision=precision, device=_DEVICE.get(self.providers[0], self.providers[0]))
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+    def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch, **(inputs or {})})[0]
 
 
 def _check_shapes(meta: ModelMeta, image_shape: Sequence[object], output_shape: Sequence[object], path: Path) -> None:

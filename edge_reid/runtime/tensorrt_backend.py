@@ -8,7 +8,7 @@ in chunks. No torch import: this is the Jetson path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
@@ -69,7 +69,12 @@ class TensorRTEmbedder(Embedder):
             self.context.set_tensor_address(name, int(self._buffers[name]))
         self._capacity = batch
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        if inputs:
+            raise InvalidInputError(
+                f"The TensorRT backend does not feed the extra inputs {sorted(inputs)} yet; run this model with "
+                "the onnxruntime or torch backend."
+            )
         cudart = self._cudart
         out = np.empty((len(batch), self.meta.embedding_dim), dtype=np.float32)
         for start in range(0, len(batch), self.max_batch):

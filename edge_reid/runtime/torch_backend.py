@@ -11,7 +11,7 @@ The only runtime module that imports torch, and only when it is used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Dict, Optional, Sequence, Union
 
 import numpy as np
 
@@ -78,20 +78,23 @@ class TorchEmbedder(Embedder):
         self.graphs = CudaGraphRunner(self._forward, (3, *meta.input_size), device, check_buckets(buckets)) \
             if cuda_graphs else None
 
-    def _forward(self, x: Any) -> Any:
-        """float32 N x 3 x H x W on the device -> float32 embeddings (the cast and layout inside)."""
+    def _forward(self, x: Any, **extra: Any) -> Any:
+        """float32 N x 3 x H x W on the device (+ the model's extra inputs) -> float32 embeddings
+        (the cast and layout inside)."""
         x = x.to(self.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=self._torch.channels_last)
-        return self.model(x).float()
+        return self.model(x, **extra).float()
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        if self.graphs is not None:
+    def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        if self.graphs is not None and not inputs:  # the graphs are captured for image-only models
             return self.graphs(np.ascontiguousarray(batch, dtype=np.float32))
         torch = self._torch
         outs = []
         with torch.inference_mode():
             for start in range(0, len(batch), self.batch_size):
-                x = torch.from_numpy(batch[start:start + self.batch_size]).to(self.device)
-                outs.append(self._forward(x).cpu().numpy())
+                stop = start + self.batch_size
+                x = torch.from_numpy(batch[start:stop]).to(self.device)
+                extra = {k: torch.from_numpy(v[start:stop]).to(self.device) for k, v in (inputs or {}).items()}
+                outs.append(self._forward(x, **extra).cpu().numpy())
         return np.concatenate(outs, axis=0)

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", default=[], metavar="[NAME=]SOURCE",
                         help="camera index, video file, rtsp:// or http:// URL, or a GStreamer pipeline ending in "
                              "appsink; repeat for several cameras (default: the synthetic multi-camera video)")
+    parser.add_argument("--infrared", action="append", default=[], metavar="NAME",
+                        help="the source NAME is an infrared camera: its crops take the model's infrared path "
+                             "(modality 1; two-stream visible-infrared models); repeatable")
     parser.add_argument("--model", default=None,
                         help="embedder: TensorRT engine, ONNX model or checkpoint (default: the newest "
                              "'python export/build_engine.py' artifact)")
@@ -230,7 +233,15 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     detector = build_detector(args.detector, model=args.detector_model)
     gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold)
     sources = open_sources(specs)
-    config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities)
+    names = {s.camera_id for s in sources}
+    unknown = sorted(set(args.infrared) - names)
+    if unknown:
+        raise InvalidInputError(f"--infrared names {', '.join(unknown)}, which is not a source; the sources are "
+                                f"{', '.join(sorted(names))} (name them with --source NAME=SOURCE).")
+    if args.infrared and "modality" not in embedder.meta.inputs:
+        print(f"Note: {embedder.meta.model} has one stream for every camera; --infrared changes nothing for it.")
+    config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities,
+                          infrared=set(args.infrared))
     summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
                          max_frames=args.max_frames)
     if evaluation is not None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -50,6 +50,7 @@ class StreamConfig:
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
     tracker: Dict[str, Any] = field(default_factory=dict)
+    infrared: Set[str] = field(default_factory=set)  # cameras whose crops take the infrared path (modality 1)
 
 
 @dataclass
@@ -172,7 +173,7 @@ class StreamPipeline:
             owners.append((len(states) - 1, quality, at_edge))
         t3 = time.perf_counter()
         if crops:
-            embeddings = self.embedder.embed(crops)  # one dynamic batch per frame
+            embeddings = self.embedder.embed(crops, **self._embed_inputs(camera_id))  # one dynamic batch per frame
             self.crops_embedded += len(crops)
             self.embed_calls += 1
         t4 = time.perf_counter()
@@ -189,6 +190,12 @@ class StreamPipeline:
                                     ident.name if ident else None, state.score))
         self.timer.add("match", time.perf_counter() - t4)
         return FrameResult(packet, boxes)
+
+    def _embed_inputs(self, camera_id: str) -> Dict[str, int]:
+        """The camera's modality (1 for ``--infrared`` cameras) when the model takes one."""
+        if "modality" not in tuple(getattr(self.embedder.meta, "inputs", ())):
+            return {}
+        return {"modality": 1 if camera_id in self.config.infrared else 0}
 
     def _new_track(self, camera_id: str, tracker_id: int, frame_index: int) -> TrackState:
         track_id = self._next_track.get(camera_id, 0)

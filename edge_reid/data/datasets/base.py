@@ -18,13 +18,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: File suffixes treated as images when a parser lists a folder.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
+#: ``ImageRecord.modality`` values (also the "modality" model input of two-stream models).
+VISIBLE, INFRARED = 0, 1
+
 
 class ImageRecord(NamedTuple):
-    """One image: its path, person id and 0-based camera id."""
+    """One image: its path, person id, 0-based camera id and modality (0 visible, 1 infrared)."""
 
     path: str
     pid: int
     camid: int
+    modality: int = 0
 
 
 class ReIDDataset:
@@ -98,7 +102,7 @@ def _stats(records: Iterable[ImageRecord]) -> Tuple[int, int, int]:
 def relabel_pids(records: Sequence[ImageRecord]) -> List[ImageRecord]:
     """Map the pids of ``records`` to 0..N-1, in increasing order of the original id."""
     mapping = {pid: label for label, pid in enumerate(sorted({r.pid for r in records}))}
-    return [ImageRecord(r.path, mapping[r.pid], r.camid) for r in records]
+    return [ImageRecord(*r)._replace(pid=mapping[r.pid]) for r in records]
 
 
 def require_root(root: Optional[PathLike], display_name: str, layout: str) -> Path:
