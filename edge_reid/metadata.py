@@ -40,12 +40,16 @@ class ModelMeta:
     model_options: Dict[str, Any] = field(default_factory=dict)
     input_format: str = INPUT_FORMAT
     toolkit_version: str = __version__
+    #: the graph inputs in order: "images" first, then optionally "camera_ids" (int64, N,
+    #: 0-based camera index) and/or "modality" (int64, N, 0 visible / 1 infrared)
+    inputs: Tuple[str, ...] = ("images",)
 
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        data["inputs"] = list(self.inputs)
         return data
 
     def to_json(self) -> str:
@@ -64,6 +68,7 @@ class ModelMeta:
         for key in ("mean", "std"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
+        values["inputs"] = _parse_inputs(values.get("inputs", ("images",)), source)
         values["embedding_dim"] = int(values["embedding_dim"])
         values["num_ids"] = int(values["num_ids"])
         return cls(**values)
@@ -77,3 +82,17 @@ class ModelMeta:
         if not isinstance(data, dict):
             raise InvalidInputError(f"The {source} is not a JSON object.")
         return cls.from_dict(data, source)
+
+
+#: The names a graph input may have besides "images".
+EXTRA_INPUTS: Tuple[str, ...] = ("camera_ids", "modality")
+
+
+def _parse_inputs(value: Any, source: str) -> Tuple[str, ...]:
+    """``inputs`` read from an artifact: "images" first, then known extra names, no repeats."""
+    names = tuple(str(v) for v in value) if isinstance(value, (list, tuple)) else ()
+    if not names or names[0] != "images" or len(set(names)) != len(names) or any(n not in EXTRA_INPUTS for n in names[1:]):
+        raise InvalidInputError(
+            f"The {source} has invalid model inputs {value!r}; expected 'images' followed by any of {', '.join(EXTRA_INPUTS)}."
+        )
+    return names

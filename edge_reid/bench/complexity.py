@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.models.base import example_extra_inputs
 
 
 @dataclass
@@ -71,9 +72,13 @@ def parameter_parts(model: nn.Module, depth: int = 2) -> Dict[str, int]:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of ``model(example)`` as counted by torch's FlopCounterMode (FLOPs / 2)."""
+    """Multiply-adds of ``model(example)`` as counted by torch's FlopCounterMode (FLOPs / 2).
+
+    A model with extra inputs (``model.inputs``: camera ids, modality) gets zeros for them.
+    """
+    extra = example_extra_inputs(model, example.shape[0], example.device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(example)
+        model(example, **extra)
     return int(counter.get_total_flops()) // 2
 
 

@@ -255,8 +255,10 @@ class Trainer:
         saved = [b.detach().clone() for b in buffers]
         autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
                     if self.amp_dtype is not None else contextlib.nullcontext())
+        extra = ({"camera_ids": batch[2].to(self.device, non_blocking=True)}
+                 if "camera_ids" in getattr(self.module, "inputs", ()) else {})  # camera-aware models (SIE)
         with autocast:
-            outputs = self.model(images)
+            outputs = self.model(images, **extra)
             result = self.composer(outputs, targets)
         total = result.total.float()
         bad = 0.0 if bool(torch.isfinite(total)) else 1.0

@@ -46,9 +46,11 @@ def extract_features(
                     )
                 images, pid, camid, index = batch
                 images = images.to(device, non_blocking=True).float()
-                emb = model(images)
+                extra = ({"camera_ids": torch.as_tensor(camid).to(device)}
+                         if "camera_ids" in getattr(model, "inputs", ()) else {})  # camera-aware models (SIE)
+                emb = model(images, **extra)
                 if flip:
-                    emb = F.normalize((emb + model(torch.flip(images, dims=[3]))) / 2.0, dim=1)
+                    emb = F.normalize((emb + model(torch.flip(images, dims=[3]), **extra)) / 2.0, dim=1)
                 feats.append(emb.detach().float().cpu().numpy())
                 pids.append(np.asarray(pid).reshape(-1))
                 camids.append(np.asarray(camid).reshape(-1))

@@ -9,5 +9,6 @@ from edge_reid.models import baselines  # noqa: F401  (registers resnet50, bot_r
 from edge_reid.models import mobilenet  # noqa: F401  (registers mobilenetv2)
 from edge_reid.models import visnet  # noqa: F401  (registers visnet)
 from edge_reid.models import dcs_models, dnas  # noqa: F401  (registers dcs_mobilenetv2, dcs_resnet50, dcs_searched)
+from edge_reid.models import fusionreid  # noqa: F401  (registers fusionreid)
 
 __all__ = ["MODELS", "build_model"]

@@ -40,6 +40,8 @@ class ReIDModel(nn.Module):
 
     model_name: str = "unnamed"
     model_options: Dict[str, Any]
+    #: the graph inputs in order (``ModelMeta.inputs``); extra names are keyword arguments of forward
+    inputs: Tuple[str, ...] = ("images",)
 
     def __init__(
         self,
@@ -89,4 +91,15 @@ class ReIDModel(nn.Module):
             std=tuple(round(v, 6) for v in self.normalizer.std.flatten().tolist()),
             dataset=dataset,
             model_options={k: v for k, v in self.model_options.items() if k != "pretrained"},
+            inputs=tuple(self.inputs),
         )
+
+
+def example_extra_inputs(model: nn.Module, batch: int, device: Any = "cpu") -> Dict[str, torch.Tensor]:
+    """Zero-valued int64 tensors (length ``batch``) for each extra input ``model.inputs`` names.
+
+    For callers that run a model on example images (FLOP counting, ONNX export, parity):
+    camera 0, visible modality. A model without extra inputs gets ``{}``.
+    """
+    names = tuple(getattr(model, "inputs", ("images",)))[1:]
+    return {name: torch.zeros(int(batch), dtype=torch.long, device=device) for name in names}
