@@ -69,6 +69,7 @@ SCHEMA: Dict[str, Any] = {
         "weight_decay": _f(5e-4, float),
         "momentum": _f(0.9, float),
         "nesterov": _f(False, bool),
+        "bias_lr_factor": _f(1.0, float),  # learning-rate multiple of the bias parameters (FusionReID: 2)
     },
     "schedule": {
         "type": _f("step", str, choices=("step", "cosine")),
