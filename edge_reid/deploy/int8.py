@@ -32,6 +32,7 @@ import numpy as np
 
 from edge_reid.deploy.onnx_export import INPUT_NAME, KEY_FLAVOUR, load_onnx, read_metadata, save_onnx, set_metadata
 from edge_reid.errors import InvalidInputError, MissingDependencyError
+from edge_reid.runtime.inputs import example_ids
 from edge_reid.runtime.preprocess import list_images, preprocess_crops, read_bgr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,10 +102,12 @@ class ArrayCalibrationReader:
     Runtime's histogram calibrators (percentile, entropy) cannot stack batches of different sizes.
     """
 
-    def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME) -> None:
+    def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME,
+                 extras: Optional[Dict[str, np.ndarray]] = None) -> None:
         if images.ndim != 4 or images.shape[0] == 0:
             raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
         self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.extras = dict(extras or {})  # per-image int64 inputs (camera_ids, modality), sliced alike
         n = len(self.images)
         self.batch_size = max(d for d in range(1, max(1, int(batch_size)) + 1) if n % d == 0)
         self.input_name = input_name
@@ -113,9 +116,10 @@ class ArrayCalibrationReader:
     def get_next(self) -> Optional[Dict[str, np.ndarray]]:
         if self._pos >= len(self.images):
             return None
-        batch = self.images[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return {self.input_name: batch}
+        stop = self._pos + self.batch_size
+        feeds = {self.input_name: self.images[self._pos:stop], **{k: v[self._pos:stop] for k, v in self.extras.items()}}
+        self._pos = stop
+        return feeds
 
     def rewind(self) -> None:
         self._pos = 0
@@ -254,7 +258,8 @@ class Int8Quantizer:
             raise InvalidInputError(f"Unknown INT8 flavour(s) {unknown}; choose from {list(FLAVOURS)}.")
         fp32 = load_onnx(fp32_path)
         meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
-        reader = ArrayCalibrationReader(calibration, self.batch_size)
+        # models with per-image ids calibrate over every camera / modality in turn
+        reader = ArrayCalibrationReader(calibration, self.batch_size, extras=example_ids(meta, len(calibration)))
         method = getattr(q.CalibrationMethod, self.calibrate_method)
         excluded = float_sensitive_nodes(fp32, meta.input_size, rules=self.keep_float)
         written: Dict[str, Path] = {}

@@ -3,6 +3,7 @@
 The graph contract, for every model and precision:
 
 * input ``images``: float32 N x 3 x H x W, RGB in [0, 1] (normalisation is inside the graph),
+  then the extra inputs ``ModelMeta.inputs`` names, each int64 N (``camera_ids``, ``modality``),
 * output ``embeddings``: float32 N x D, L2-normalised,
 * a dynamic batch axis (``batch``) so that TensorRT profiles and ORT accept any crop count,
 * ``metadata_props[ONNX_METADATA_KEY]`` = the :class:`~edge_reid.metadata.ModelMeta` JSON, plus
@@ -154,6 +155,8 @@ class OnnxExporter:
         model = model.eval().cpu()
         height, width = meta.input_size
         dummy = torch.rand(batch, 3, height, width)
+        names = list(meta.inputs)  # "images", then per-image ids (camera_ids, modality) as int64 N
+        extras = {name: torch.zeros(batch, dtype=torch.long) for name in names[1:]}
         with tempfile.TemporaryDirectory(prefix="edge-reid-export.") as tmp:
             out = Path(tmp) / "model.onnx"
             with torch.no_grad(), warnings.catch_warnings():
@@ -161,14 +164,15 @@ class OnnxExporter:
                 if self.dynamo:
                     dim = torch.export.Dim(BATCH_AXIS, min=1, max=4096)
                     torch.onnx.export(
-                        model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                        dynamic_shapes=({0: dim},), opset_version=self.opset, dynamo=True,
-                        external_data=False, optimize=True, verbose=False,
+                        model, (dummy,), str(out), kwargs=extras or None, input_names=names,
+                        output_names=[OUTPUT_NAME], dynamic_shapes=({0: dim},) + tuple({0: dim} for _ in extras),
+                        opset_version=self.opset, dynamo=True, external_data=False, optimize=True, verbose=False,
                     )
                 else:
                     torch.onnx.export(
-                        model, (dummy,), str(out), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                        dynamic_axes={INPUT_NAME: {0: BATCH_AXIS}, OUTPUT_NAME: {0: BATCH_AXIS}},
+                        model, (dummy, extras) if extras else (dummy,), str(out), input_names=names,
+                        output_names=[OUTPUT_NAME],
+                        dynamic_axes={**{n: {0: BATCH_AXIS} for n in names}, OUTPUT_NAME: {0: BATCH_AXIS}},
                         opset_version=self.opset, do_constant_folding=True, dynamo=False,
                     )
             proto = onnx.load(str(out), load_external_data=True)
@@ -177,7 +181,7 @@ class OnnxExporter:
             from edge_reid.deploy.simplify import simplify_onnx
 
             proto, simplified = simplify_onnx(proto)
-        _check_io(proto)
+        _check_io(proto, names)
         set_metadata(proto, meta, precision="fp32", opset=str(graph_opset(proto)))
         return proto, simplified
 
@@ -188,14 +192,13 @@ class OnnxExporter:
         return ExportResult(Path(path), meta, graph_opset(proto), simplified, "dynamo" if self.dynamo else "torchscript")
 
 
-def _check_io(proto: "onnx.ModelProto") -> None:
-    """The exported graph must follow the I/O contract (names, dynamic batch)."""
+def _check_io(proto: "onnx.ModelProto", names: Any = (INPUT_NAME,)) -> None:
+    """The exported graph must follow the I/O contract (input names in order, dynamic batch)."""
     inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
-    if [i.name for i in inputs] != [INPUT_NAME] or [o.name for o in proto.graph.output] != [OUTPUT_NAME]:
+    if [i.name for i in inputs] != list(names) or [o.name for o in proto.graph.output] != [OUTPUT_NAME]:
         raise RuntimeError(f"exported graph has inputs {[i.name for i in inputs]} and outputs "
-                           f"{[o.name for o in proto.graph.output]}, expected ['{INPUT_NAME}'] -> ['{OUTPUT_NAME}']")
-    dim0 = inputs[0].type.tensor_type.shape.dim[0]
-    if dim0.HasField("dim_value"):
+                           f"{[o.name for o in proto.graph.output]}, expected {list(names)} -> ['{OUTPUT_NAME}']")
+    if any(i.type.tensor_type.shape.dim[0].HasField("dim_value") for i in inputs):
         raise RuntimeError("exported graph lost its dynamic batch axis")
 
 

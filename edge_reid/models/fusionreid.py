@@ -143,7 +143,9 @@ class FusionReID(ReIDModel):
 
     def meta(self, dataset: str = "unknown") -> ModelMeta:
         meta = super().meta(dataset)
-        meta.model_options = {k: v for k, v in meta.model_options.items() if k not in _LOCAL_FILES}
+        options = {k: v for k, v in meta.model_options.items() if k not in _LOCAL_FILES}
+        # recorded even when left at their defaults: runtimes check camera ids against them
+        meta.model_options = {**options, "num_cameras": self.num_cameras, "camera_mode": self.camera_mode}
         return meta
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Union
+from typing import Any, Dict, Union
 
 import numpy as np
 
 from edge_reid.metadata import ModelMeta
 from edge_reid.registry import Registry
+from edge_reid.runtime.inputs import extra_inputs
 from edge_reid.runtime.preprocess import Crops, l2_normalise, to_batch
 
 #: Runtime backends by name: ``torch``, ``onnxruntime``, ``tensorrt``.
@@ -21,7 +22,8 @@ class Embedder(abc.ABC):
 
     ``embed`` takes a list of BGR uint8 H x W x 3 crops (any sizes; resized to
     ``meta.input_size``) or a float32 N x 3 x H x W RGB batch in [0, 1], and returns
-    float32 N x D L2-normalised embeddings.
+    float32 N x D L2-normalised embeddings. A model whose ``meta.inputs`` names ``camera_ids``
+    or ``modality`` needs them (one int or one per crop); others ignore them.
     """
 
     #: registry name of the backend
@@ -37,18 +39,19 @@ class Embedder(abc.ABC):
     def embedding_dim(self) -> int:
         return self.meta.embedding_dim
 
-    def embed(self, crops: Crops) -> np.ndarray:
+    def embed(self, crops: Crops, camera_ids: Any = None, modality: Any = None) -> np.ndarray:
         """Embed ``crops`` (see the class docstring); an empty list gives a 0 x D array."""
         if isinstance(crops, (list, tuple)) and len(crops) == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
         batch = to_batch(crops, self.meta.input_size)
         if batch.shape[0] == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
-        return l2_normalise(self._infer(batch))
+        extras = extra_inputs(self.meta, batch.shape[0], {"camera_ids": camera_ids, "modality": modality})
+        return l2_normalise(self._infer(batch, extras))
 
     @abc.abstractmethod
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        """Run the model on a float32 N x 3 x H x W batch; return N x D."""
+    def _infer(self, batch: np.ndarray, extras: Dict[str, np.ndarray]) -> np.ndarray:
+        """Run the model on a float32 N x 3 x H x W batch and the checked extra inputs; return N x D."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(path={str(self.path)!r}, model={self.meta.model!r}, "

@@ -59,5 +59,5 @@ class OnnxRuntimeEmbedder(Embedder):
         self.providers = self.session.get_providers()
         super().__init__(path, meta, precision=precision, device=_DEVICE.get(self.providers[0], self.providers[0]))
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([self.output_name], {self.input_name: batch})[0]
+    def _infer(self, batch: np.ndarray, extras: Dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: batch, **extras})[0]

@@ -6,7 +6,7 @@ The only runtime module that imports torch, and only when it is used.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 import numpy as np
 
@@ -37,11 +37,13 @@ class TorchEmbedder(Embedder):
         self.batch_size = int(batch_size)
         super().__init__(path, meta, precision="fp32", device=device)
 
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, extras: Dict[str, np.ndarray]) -> np.ndarray:
         torch = self._torch
         outs = []
         with torch.inference_mode():
             for start in range(0, len(batch), self.batch_size):
-                x = torch.from_numpy(batch[start:start + self.batch_size]).to(self.device)
-                outs.append(self.model(x).float().cpu().numpy())
+                stop = start + self.batch_size
+                x = torch.from_numpy(batch[start:stop]).to(self.device)
+                named = {k: torch.from_numpy(v[start:stop]).to(self.device) for k, v in extras.items()}
+                outs.append(self.model(x, **named).float().cpu().numpy())
         return np.concatenate(outs, axis=0)
