@@ -200,8 +200,11 @@ class Gallery:
 
     # ------------------------------------------------------------------ enrolment
 
-    def enrol_folder(self, folder: Union[str, Path], embedder: Any) -> List[Identity]:
-        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``."""
+    def enrol_folder(self, folder: Union[str, Path], embedder: Any, camera_id: Optional[int] = None) -> List[Identity]:
+        """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``.
+
+        ``camera_id``: the camera index a camera-aware model gets for these images.
+        """
         from edge_reid.runtime.preprocess import list_images, read_bgr
 
         root = Path(folder).expanduser()
@@ -213,7 +216,7 @@ class Gallery:
             images = list_images(person)
             if not images:
                 continue
-            embeddings = embedder.embed([read_bgr(p) for p in images])
+            embeddings = embedder.embed([read_bgr(p) for p in images], camera_ids=camera_id)
             added.append(self.add_identity(embeddings, name=person.name, source="enrolled"))
         if not added:
             raise InvalidInputError(f"Gallery folder {root} has no <name>/ sub-folders with images to enrol.")

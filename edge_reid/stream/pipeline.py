@@ -50,6 +50,7 @@ class StreamConfig:
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
     tracker: Dict[str, Any] = field(default_factory=dict)
+    camera_index: Dict[str, int] = field(default_factory=dict)  # source name -> camera id of a camera-aware model
 
 
 @dataclass
@@ -172,7 +173,7 @@ class StreamPipeline:
             owners.append((len(states) - 1, quality, at_edge))
         t3 = time.perf_counter()
         if crops:
-            embeddings = self.embedder.embed(crops)  # one dynamic batch per frame
+            embeddings = self.embedder.embed(crops, camera_ids=self.config.camera_index.get(camera_id))  # one batch per frame
             self.crops_embedded += len(crops)
             self.embed_calls += 1
         t4 = time.perf_counter()
