@@ -53,14 +53,14 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """B x N x C -> B x heads x N x C / heads."""
-    b, n, c = x.shape
-    return x.reshape(b, n, heads, c // heads).transpose(1, 2)
+    b, n, _ = x.shape
+    return x.reshape(b, n, heads, -1).transpose(1, 2)  # -1, not c // heads: no If/Where in the ONNX graph
 
 
 def merge_heads(x: torch.Tensor) -> torch.Tensor:
     """B x heads x N x d -> B x N x heads * d."""
-    b, h, n, d = x.shape
-    return x.transpose(1, 2).reshape(b, n, h * d)
+    b, _, n, _ = x.shape
+    return x.transpose(1, 2).reshape(b, n, -1)
 
 
 class Attention(nn.Module):
