@@ -9,12 +9,17 @@ import torch
 import torch.nn.functional as F
 
 from edge_reid.bench.complexity import complexity
+from edge_reid.data.transforms import RandomErasing
+from edge_reid.engine.config import load_config
+from edge_reid.engine.optim import EpochSchedule, build_optimizer
+from edge_reid.losses import LossComposer
 from edge_reid.errors import InvalidInputError
 from edge_reid.models import build_model
 from edge_reid.models.fusionreid import FEATURES
 from edge_reid.models.vit import VisionTransformer
 from edge_reid.models.vit_pretrained import load_vit_weights
 
+CONFIGS = Path(__file__).resolve().parents[1] / "train" / "configs"
 #: A reduced FusionReID that runs in a fraction of a second on the CPU (full ResNet50 trunk).
 SMALL = dict(input_size=(64, 32), patch_size=8, patch_stride=6, vit_dim=96, vit_depth=2, vit_heads=3,
              mix_dim=96, htm_layers=1, num_cameras=3)
@@ -88,7 +93,11 @@ def test_training_outputs_six_features_each_with_logits() -> None:
     for name in FEATURES:
         assert out[f"features_{name}"].shape == (4, dims[name]) and out[f"logits_{name}"].shape == (4, 7)
     assert torch.equal(out["features"], torch.cat([out[f"features_{n}"] for n in FEATURES], dim=1))
-    sum(out[f"logits_{n}"].sum() for n in FEATURES).backward()
+    cfg = load_config(CONFIGS / "fusionreid_market.yaml")  # the release's 12 loss terms, summed
+    result = LossComposer.from_config(cfg["loss"])(out, torch.tensor([0, 0, 1, 1]))
+    assert len(result.terms) == 12 and set(result.weights.values()) == {1.0}
+    assert torch.allclose(result.total, sum(result.terms.values()))
+    result.total.backward()
     assert model.htm[0].mfu_vit.mlp.fc2.weight.grad is not None and model.gem_cnn.p.grad is not None
 
 
@@ -187,3 +196,22 @@ def test_full_size_model_from_torchvision_and_timm_files(tmp_path: Path) -> None
     with torch.no_grad():
         emb = model(torch.rand(1, 3, 256, 128), torch.tensor([5]))
     assert emb.shape == (1, 5888) and abs(float(emb.norm()) - 1.0) < 1e-5
+
+
+def test_recipe_pieces_bias_lr_factor_and_per_pixel_normal_erasing() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    cfg = load_config(CONFIGS / "fusionreid_market.yaml")
+    optimizer = build_optimizer(model, cfg["optim"])
+    schedule = EpochSchedule(cfg["schedule"], cfg["train"]["epochs"])
+    base = schedule.apply(optimizer, cfg["optim"]["lr"], 0)
+    assert base == pytest.approx(0.005 * 0.01)  # warm-up starts at 0.01 x lr
+    groups = sorted((g["lr_factor"], len(g["params"])) for g in optimizer.param_groups)
+    assert groups == [(1.0, 1), (1.0, 1), (2.0, 2)]  # weights, BN weight, the two biases
+    bias_group = [g for g in optimizer.param_groups if g["lr_factor"] == 2.0]
+    assert len(bias_group) == 1 and len(bias_group[0]["params"]) == 2  # Linear and BN biases
+    assert bias_group[0]["lr"] == pytest.approx(2 * base)
+    assert schedule.factor(cfg["train"]["epochs"]) == pytest.approx(0.002)  # the cosine floor
+    torch.manual_seed(0)
+    erased = RandomErasing(p=1.0, area=(0.3, 0.3), fill="normal")(torch.full((3, 64, 32), 0.5))
+    changed = erased != 0.5
+    assert changed.any() and erased[changed].std() > 0.3  # per-pixel noise, not one colour
