@@ -130,6 +130,10 @@ def test_camera_modes_off_and_unknown_need_no_camera_at_test_time() -> None:
         assert torch.allclose(unknown(x), unknown(x, torch.tensor([1, 2])))  # the deployed model ignores cameras
     unknown.train()
     assert unknown.camera_index(torch.tensor([0, 1]), 2, x.device).tolist() == [3, 3]  # p = 1: always unknown
+    unknown.unknown_camera_p = 0.0
+    assert unknown.camera_index(torch.tensor([0, 1]), 2, x.device).tolist() == [0, 1]  # p = 0: the real cameras
+    from edge_reid.engine.trainer import takes_camera_ids
+    assert takes_camera_ids(unknown) and takes_camera_ids(off)  # the trainer feeds cameras in every mode
 
 
 def _timm_layout(path: Path, patch: int, dim: int, depth: int, heads: int, head: bool = True) -> dict:

@@ -14,6 +14,7 @@ states saved in the checkpoint.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import time
 import warnings
@@ -256,7 +257,7 @@ class Trainer:
         autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
                     if self.amp_dtype is not None else contextlib.nullcontext())
         extra = ({"camera_ids": batch[2].to(self.device, non_blocking=True)}
-                 if "camera_ids" in getattr(self.module, "inputs", ()) else {})  # camera-aware models (SIE)
+                 if takes_camera_ids(self.module) else {})  # camera-aware models (SIE) learn from the cameras
         with autocast:
             outputs = self.model(images, **extra)
             result = self.composer(outputs, targets)
@@ -339,3 +340,11 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def takes_camera_ids(model: nn.Module) -> bool:
+    """Whether ``model.forward`` has a ``camera_ids`` parameter (FusionReID's SIE, in every camera mode)."""
+    try:
+        return "camera_ids" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
