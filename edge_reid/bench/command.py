@@ -71,6 +71,8 @@ PAPERS: Tuple[PaperEntry, ...] = (
                options=(("vanilla", True),)),
     PaperEntry("MobileNetV2 (paper)", "mobilenetv2", "2.22", "0.380", "DCS-Attention paper"),
     PaperEntry("DCS-FB ResNet50 (paper)", "dcs_resnet50", "23.9", "6.24", "DCS-Attention paper"),
+    PaperEntry("FusionReID (release)", "fusionreid", "173.40", "29.07",
+               "spec: the released modules, 751 ids, 6 cameras (incl. an unused 0.769 M ImageNet head)"),
     PaperEntry("TransReID (paper)", None, "86-100", "17.8-19.3", "as quoted in the VisNet paper; reference only"),
     PaperEntry("CLIP-ReID (paper)", None, "63", "12", "as quoted in the VisNet paper; reference only"),
 )
@@ -95,6 +97,8 @@ def inference_params(model: Any, input_size: Sequence[int]) -> int:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
+    from edge_reid.models.base import example_extra_inputs
+
     seen: set = set()
 
     class _Record(TorchDispatchMode):
@@ -108,8 +112,9 @@ def inference_params(model: Any, input_size: Sequence[int]) -> int:
     was_training = model.training
     try:
         model.eval()
+        extra = example_extra_inputs(model, 1)  # camera ids / modality of models that take them
         with torch.no_grad(), _Record():
-            model(torch.rand(1, 3, int(input_size[0]), int(input_size[1])))
+            model(torch.rand(1, 3, int(input_size[0]), int(input_size[1])), **extra)
     finally:
         model.train(was_training)
     return sum(p.numel() for p in model.parameters() if p.untyped_storage().data_ptr() in seen)
@@ -399,6 +404,7 @@ def _torch_maker(model: Any, device: str, precision: str, compiled: bool) -> Cal
 
         import torch
 
+        from edge_reid.models.base import example_extra_inputs
         from edge_reid.runtime.torch_backend import torch_dtype
 
         dtype = torch_dtype(precision)
@@ -409,9 +415,10 @@ def _torch_maker(model: Any, device: str, precision: str, compiled: bool) -> Cal
             net = torch.compile(net, mode="max-autotune" if device == "cuda" else None)
 
         def run(x: np.ndarray) -> np.ndarray:
+            extra = example_extra_inputs(model, len(x), device)  # camera ids of camera-aware models
             with torch.inference_mode():
                 batch = torch.from_numpy(x).to(device=device, dtype=dtype).contiguous(memory_format=layout)
-                return net(batch).float().cpu().numpy()
+                return net(batch, **extra).float().cpu().numpy()
 
         return run
 
@@ -421,8 +428,10 @@ def _torch_maker(model: Any, device: str, precision: str, compiled: bool) -> Cal
 def _embedder_maker(path: Path, backend: str, **options: Any) -> Callable[[], Callable[[np.ndarray], Any]]:
     def make() -> Callable[[np.ndarray], Any]:
         from edge_reid.runtime import load_embedder
+        from edge_reid.runtime.inputs import example_ids
 
-        return load_embedder(path, backend, **options).embed
+        embedder = load_embedder(path, backend, **options)
+        return lambda x: embedder.embed(x, **example_ids(embedder.meta, len(x)))  # ids where the model takes them
 
     return make
 
@@ -459,6 +468,7 @@ def evaluate_artifacts(s: ArtifactSet, dataset: str, limit: int, threads: int,
     from edge_reid.deploy.parity import retrieval_metrics
     from edge_reid.deploy.pipeline import load_eval_set
     from edge_reid.runtime import load_embedder
+    from edge_reid.runtime.inputs import example_ids
 
     missing = {k: p for k, p in s.onnx.items() if PRECISION_OF_KEY.get(k, k) not in s.accuracy}
     if not missing:
@@ -466,9 +476,13 @@ def evaluate_artifacts(s: ArtifactSet, dataset: str, limit: int, threads: int,
     data = load_eval_set(dataset, s.meta.input_size, limit)
     nq = len(data.query)
     images = data.images
+    ids = example_ids(s.meta, len(images))
+    if "camera_ids" in ids:  # camera-aware models see each image's own camera
+        ids["camera_ids"] = np.concatenate([data.q_camids, data.g_camids]).astype(np.int64)
     for key, path in missing.items():
         embedder = load_embedder(path, "onnxruntime", threads=threads)
-        emb = np.concatenate([embedder.embed(images[i:i + 32]) for i in range(0, len(images), 32)])
+        emb = np.concatenate([embedder.embed(images[i:i + 32], **{k: v[i:i + 32] for k, v in ids.items()})
+                              for i in range(0, len(images), 32)])
         s.accuracy[PRECISION_OF_KEY.get(key, key)] = retrieval_metrics(
             emb[:nq], emb[nq:], data.q_pids, data.g_pids, data.q_camids, data.g_camids)
     say(f"  {s.meta.model}: " + ", ".join(f"{k} R1 {v['rank1']:.1f} mAP {v['mAP']:.1f}" for k, v in s.accuracy.items())

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.models.base import example_extra_inputs
 
 
 @dataclass
@@ -92,7 +93,10 @@ def parameter_parts(model: nn.Module, depth: int = 2) -> Dict[str, int]:
 
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> int:
-    """Multiply-adds of ``model(example)`` as counted by torch's FlopCounterMode (FLOPs / 2)."""
+    """Multiply-adds of ``model(example)`` as counted by torch's FlopCounterMode (FLOPs / 2).
+
+    A model with extra inputs (``extra_inputs``: camera ids, modality) gets zeros for them.
+    """
     return count_macs_and_bn(model, example)[0]
 
 
@@ -110,9 +114,10 @@ def count_macs_and_bn(model: nn.Module, example: torch.Tensor) -> Tuple[int, int
     handles: List[torch.utils.hooks.RemovableHandle] = [
         m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
     ]
+    extra = example_extra_inputs(model, example.shape[0], example.device)
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(example)
+            model(example, **extra)
     finally:
         for h in handles:
             h.remove()

@@ -58,8 +58,9 @@ class RandomErasing:
     """Random erasing (Zhong et al. 2020) on a float tensor in [0, 1].
 
     With probability ``p`` a rectangle covering ``area`` (fraction of the image) with aspect
-    ratio in ``ratio`` is filled with ``fill``: "mean" (the ImageNet mean colour) or
-    "random" (uniform values in [0, 1]).
+    ratio in ``ratio`` is filled with ``fill``: "mean" (the ImageNet mean colour),
+    "random" (uniform values in [0, 1]) or "normal" (per-pixel 0.5 + 0.5 N(0, 1): standard normal
+    noise after a mean = std = 0.5 normalisation, FusionReID's release; not clipped to [0, 1]).
     """
 
     def __init__(
@@ -74,8 +75,8 @@ class RandomErasing:
             raise InvalidInputError(f"erasing_p must be in [0, 1], got {p}.")
         if not 0.0 < area[0] <= area[1] <= 1.0:
             raise InvalidInputError(f"erasing_area must satisfy 0 < low <= high <= 1, got {area}.")
-        if fill not in ("mean", "random"):
-            raise InvalidInputError(f"erasing_fill must be 'mean' or 'random', got {fill!r}.")
+        if fill not in ("mean", "random", "normal"):
+            raise InvalidInputError(f"erasing_fill must be 'mean', 'random' or 'normal', got {fill!r}.")
         self.p, self.area, self.fill, self.attempts = p, tuple(area), fill, attempts
         self.log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
 
@@ -94,6 +95,8 @@ class RandomErasing:
                 image = image.clone()
                 if self.fill == "mean":
                     image[:, top:top + h, left:left + w] = torch.tensor(IMAGENET_MEAN, dtype=image.dtype).view(3, 1, 1)
+                elif self.fill == "normal":
+                    image[:, top:top + h, left:left + w] = 0.5 + 0.5 * torch.randn(3, h, w, dtype=image.dtype)
                 else:
                     image[:, top:top + h, left:left + w] = torch.rand(3, h, w, dtype=image.dtype)
                 return image
@@ -150,7 +153,7 @@ def build_train_transform(
     """Resize, horizontal flip, pad + random crop, colour jitter, random erasing.
 
     ``color_jitter`` is (brightness, contrast, saturation, hue) or None; ``pad`` 0 disables
-    the pad-and-crop; ``erasing_fill`` is "mean" or "random".
+    the pad-and-crop; ``erasing_fill`` is "mean", "random" or "normal".
     """
     height, width = _check_size(input_size)
     if not 0.0 <= flip_p <= 1.0:

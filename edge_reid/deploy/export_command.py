@@ -26,15 +26,16 @@ def run(args: argparse.Namespace) -> int:
     from edge_reid.deploy.onnx_export import OnnxExporter
     from edge_reid.models.checkpoint import load_model_from_checkpoint
     from edge_reid.runtime import load_embedder
+    from edge_reid.runtime.inputs import example_ids
 
     model, meta, _ = load_model_from_checkpoint(args.checkpoint)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(".onnx")
     result = OnnxExporter(args.opset, simplify=not args.no_simplify, dynamo=args.dynamo).export(model, meta, out)
     x = np.random.default_rng(0).random((4, 3, *meta.input_size), dtype=np.float32)
-    extra = {name: np.array([0, 1, 0, 1], dtype=np.int64) for name in meta.inputs[1:]}  # e.g. both modalities
+    ids = example_ids(meta, len(x))  # camera ids / modality where the model takes them
     with torch.inference_mode():
-        ref = model(torch.from_numpy(x), **{k: torch.from_numpy(v) for k, v in extra.items()}).numpy()
-    got = load_embedder(out, "onnxruntime").embed(x, **extra)
+        ref = model(torch.from_numpy(x), **{k: torch.from_numpy(v) for k, v in ids.items()}).numpy()
+    got = load_embedder(out, "onnxruntime").embed(x, **ids)
     report = P.compare(out.name, "fp32", "torch", ref, got, {"fp32_max_abs": args.max_abs})
     compat = check_tensorrt_compat(out)
     print(f"Wrote {out} (opset {result.opset}, simplified: {result.simplified}, exporter: {result.exporter}).")

@@ -34,6 +34,7 @@ import numpy as np
 
 from edge_reid.deploy.onnx_export import INPUT_NAME, KEY_FLAVOUR, load_onnx, read_metadata, save_onnx, set_metadata
 from edge_reid.errors import InvalidInputError, MissingDependencyError
+from edge_reid.runtime.inputs import example_ids
 from edge_reid.runtime.preprocess import list_images, preprocess_crops, read_bgr
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,10 +104,12 @@ class ArrayCalibrationReader:
     Runtime's histogram calibrators (percentile, entropy) cannot stack batches of different sizes.
     """
 
-    def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME) -> None:
+    def __init__(self, images: np.ndarray, batch_size: int = 16, input_name: str = INPUT_NAME,
+                 extras: Optional[Dict[str, np.ndarray]] = None) -> None:
         if images.ndim != 4 or images.shape[0] == 0:
             raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
         self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.extras = dict(extras or {})  # per-image int64 inputs (camera_ids, modality), sliced alike
         n = len(self.images)
         self.batch_size = max(d for d in range(1, max(1, int(batch_size)) + 1) if n % d == 0)
         self.input_name = input_name
@@ -115,9 +118,10 @@ class ArrayCalibrationReader:
     def get_next(self) -> Optional[Dict[str, np.ndarray]]:
         if self._pos >= len(self.images):
             return None
-        batch = self.images[self._pos:self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return {self.input_name: batch}
+        stop = self._pos + self.batch_size
+        feeds = {self.input_name: self.images[self._pos:stop], **{k: v[self._pos:stop] for k, v in self.extras.items()}}
+        self._pos = stop
+        return feeds
 
     def rewind(self) -> None:
         self._pos = 0
@@ -251,8 +255,10 @@ def prepare_for_quantization(fp32_path: Union[str, Path], out: Union[str, Path])
 def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np.ndarray, flavour: str,
               float_nodes: Sequence[str], cache_dir: Union[str, Path], per_channel: bool = True,
               calibrate_method: str = "Percentile", batch_size: int = 16,
-              overrides: Optional[Dict[str, list]] = None) -> Path:
+              overrides: Optional[Dict[str, list]] = None, extras: Optional[Dict[str, np.ndarray]] = None) -> Path:
     """One Q/DQ flavour of ``prepared`` (nodes in ``float_nodes`` stay float) into ``out``.
+
+    ``extras``: the per-image int64 inputs (camera_ids, modality) fed beside the calibration images.
 
     Activation ranges are computed once per symmetry and cached in ``cache_dir`` (the percentile
     ranges differ between the flavours), so later calls with other float sets only rewrite the
@@ -260,7 +266,7 @@ def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np
     """
     q = _quantization_api()
     spec = FLAVOUR_SPECS[flavour]
-    reader = ArrayCalibrationReader(calibration, batch_size)
+    reader = ArrayCalibrationReader(calibration, batch_size, extras=extras)
     extra = {
         "ActivationSymmetric": spec.activation_symmetric,
         "WeightSymmetric": True,
@@ -315,6 +321,8 @@ class Int8Quantizer:
         fp32 = load_onnx(fp32_path)
         meta, _ = read_metadata(fp32, source=f"ONNX model {fp32_path}")
         ArrayCalibrationReader(calibration, self.batch_size)  # an empty set is one clear error, before any work
+        # models with per-image ids calibrate over every camera / modality in turn
+        extras = example_ids(meta, len(calibration))
         if float_nodes is None:
             if self.keep_float == (AUTO_FLOAT,):
                 raise InvalidInputError("--int8-keep-float auto needs the sensitivity analysis's choice of float nodes.")
@@ -326,7 +334,7 @@ class Int8Quantizer:
             prepared = prepare_for_quantization(fp32_path, Path(tmp) / "prepared.onnx")
             for flavour, out in outputs.items():
                 raw = write_qdq(prepared, Path(tmp) / f"{flavour}.onnx", calibration, flavour, excluded, tmp,
-                                self.per_channel, self.calibrate_method, self.batch_size, overrides)
+                                self.per_channel, self.calibrate_method, self.batch_size, overrides, extras)
                 model = load_onnx(raw)
                 set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
                                                                 "calibration_images": str(len(calibration)),

@@ -151,13 +151,15 @@ class OnnxExporter:
 
         import torch
 
+        from edge_reid.runtime.inputs import example_ids
+
         onnx = _require_onnx()
         model = model.eval().cpu()
         height, width = meta.input_size
         names = list(getattr(meta, "inputs", (INPUT_NAME,)))
-        extra = names[1:]
-        args = (torch.rand(batch, 3, height, width),) + tuple(
-            torch.arange(batch, dtype=torch.int64) % 2 for _ in extra)
+        extra = names[1:]  # per-image ids (camera_ids, modality) as int64 N, valid for the model
+        ids = example_ids(meta, batch)
+        args = (torch.rand(batch, 3, height, width),) + tuple(torch.from_numpy(ids[name]) for name in extra)
         if extra:
             model = _PositionalInputs(model, extra)
         with tempfile.TemporaryDirectory(prefix="edge-reid-export.") as tmp:
@@ -212,13 +214,12 @@ class _PositionalInputs:
 
 
 def _check_io(proto: "onnx.ModelProto", names: Any = (INPUT_NAME,)) -> None:
-    """The exported graph must follow the I/O contract (names, dynamic batch)."""
+    """The exported graph must follow the I/O contract (input names in order, dynamic batch)."""
     inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     if [i.name for i in inputs] != list(names) or [o.name for o in proto.graph.output] != [OUTPUT_NAME]:
         raise RuntimeError(f"exported graph has inputs {[i.name for i in inputs]} and outputs "
                            f"{[o.name for o in proto.graph.output]}, expected {list(names)} -> ['{OUTPUT_NAME}']")
-    dim0 = inputs[0].type.tensor_type.shape.dim[0]
-    if dim0.HasField("dim_value"):
+    if any(i.type.tensor_type.shape.dim[0].HasField("dim_value") for i in inputs):
         raise RuntimeError("exported graph lost its dynamic batch axis")
 
 

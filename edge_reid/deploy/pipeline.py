@@ -9,6 +9,7 @@ gates, and a latency / accuracy table. Everything lands in one output folder wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from edge_reid.deploy.int8 import AUTO_FLOAT
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
+from edge_reid.runtime.inputs import example_ids
 from edge_reid.utils.atomic import atomic_path, atomic_write_json
 from edge_reid.utils.paths import cache_dir, ensure_writable_dir
 from edge_reid.utils.staging import staged_dir
@@ -129,8 +131,10 @@ def resolve_model(cfg: BuildConfig, say: Callable[[str], None] = print):
 # ----------------------------------------------------------------------------- the build
 
 
-def _embed_all(embedder: Any, images: np.ndarray, chunk: int = 32) -> np.ndarray:
-    return np.concatenate([embedder.embed(images[i:i + chunk]) for i in range(0, len(images), chunk)], axis=0)
+def _embed_all(embedder: Any, images: np.ndarray, ids: Dict[str, np.ndarray], chunk: int = 32) -> np.ndarray:
+    """Embed ``images`` in chunks with their per-image ids (camera_ids / modality, if the model takes them)."""
+    return np.concatenate([embedder.embed(images[i:i + chunk], **{k: v[i:i + chunk] for k, v in ids.items()})
+                           for i in range(0, len(images), chunk)], axis=0)
 
 
 def run_build(cfg: BuildConfig, say: Callable[[str], None] = print) -> Dict[str, Any]:
@@ -187,6 +191,11 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
             "--eval-dataset or more calibration images.")
     parity_images = parity.images
 
+    # per-image ids for camera-aware / two-modality models: the evaluation images' own cameras
+    parity_ids = example_ids(meta, len(parity_images))
+    if eval_set is not None and "camera_ids" in parity_ids:
+        parity_ids["camera_ids"] = np.concatenate([eval_set.q_camids, eval_set.g_camids]).astype(np.int64)
+
     # 1. FP32 ONNX
     artifacts: Dict[str, Path] = {}
     t0 = time.perf_counter()
@@ -194,7 +203,8 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
     artifacts["fp32"] = export.path
     say(f"Exported {export.path} (opset {export.opset}, simplified: {export.simplified}) in {time.perf_counter() - t0:.1f} s.")
     with torch.inference_mode():
-        ref_torch = np.concatenate([model(torch.from_numpy(parity_images[i:i + 32])).numpy()
+        ref_torch = np.concatenate([model(torch.from_numpy(parity_images[i:i + 32]),
+                                          **{k: torch.from_numpy(v[i:i + 32]) for k, v in parity_ids.items()}).numpy()
                                     for i in range(0, len(parity_images), 32)])
     if "fp16" in cfg.precisions:
         from edge_reid.deploy.fp16 import to_fp16
@@ -230,7 +240,7 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
     results: List[P.ParityResult] = []
     embeddings: Dict[str, np.ndarray] = {}
     for key, path in artifacts.items():
-        emb = _embed_all(load_embedder(path, "onnxruntime", threads=cfg.threads), parity_images)
+        emb = _embed_all(load_embedder(path, "onnxruntime", threads=cfg.threads), parity_images, parity_ids)
         embeddings[key] = emb
     results.append(P.compare("model_fp32.onnx", "fp32", "torch", ref_torch, embeddings["fp32"], cfg.gates))
     for key in artifacts:
@@ -277,11 +287,12 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
     batches = sorted({1, cfg.batch[1]})
     for key, path in runnable.items():
         embedder = load_embedder(path, backend, threads=cfg.threads)
-        reference_cos = P.cosines(embeddings["fp32"], _embed_all(embedder, parity_images)) if backend == "tensorrt" \
+        reference_cos = P.cosines(embeddings["fp32"], _embed_all(embedder, parity_images, parity_ids)) \
+            if backend == "tensorrt" \
             else P.cosines(embeddings["fp32"], embeddings[key])
         for b in batches:
             x = np.ascontiguousarray(np.resize(parity_images, (b, *parity_images.shape[1:])))
-            lat = measure_latency(embedder.embed, x, cfg.latency_iters)
+            lat = measure_latency(functools.partial(embedder.embed, **example_ids(meta, b)), x, cfg.latency_iters)
             r = cos_by_key[key]
             rows.append({"backend": backend, "artifact": path.name, "precision": embedder.precision, "batch": b,
                          **lat, "cos_min_vs_fp32": float(reference_cos.min()),

@@ -54,10 +54,12 @@ def _same_outputs(original: "onnx.ModelProto", simplified: "onnx.ModelProto", at
     for graph in (original, simplified):
         try:
             sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
-            inp = sess.get_inputs()[0]
-            shape = [2 if not isinstance(d, int) else d for d in inp.shape]
-            x = np.random.default_rng(0).random(shape, dtype=np.float32)
-            outputs.append(sess.run(None, {inp.name: x})[0])
+            feeds = {}
+            for inp in sess.get_inputs():  # images, then any per-image int64 ids (zeros)
+                shape = [2 if not isinstance(d, int) else d for d in inp.shape]
+                feeds[inp.name] = (np.zeros(shape, dtype=np.int64) if "int64" in inp.type
+                                   else np.random.default_rng(0).random(shape, dtype=np.float32))
+            outputs.append(sess.run(None, feeds)[0])
         except Exception as exc:
             return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
     if outputs[0].shape != outputs[1].shape or float(np.abs(outputs[0] - outputs[1]).max()) > atol:

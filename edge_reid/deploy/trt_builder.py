@@ -153,6 +153,8 @@ class TensorRTBuilder:
                 f"The batch profile must satisfy 1 <= min <= opt <= max; got {opt.batch_min}/{opt.batch_opt}/{opt.batch_max}."
             )
         profile.set_shape(inp.name, (opt.batch_min, c, h, w), (opt.batch_opt, c, h, w), (opt.batch_max, c, h, w))
+        for index in range(1, network.num_inputs):  # per-image ids (camera_ids, modality): one value per image
+            profile.set_shape(network.get_input(index).name, (opt.batch_min,), (opt.batch_opt,), (opt.batch_max,))
         config.add_optimization_profile(profile)
         return config
 

@@ -73,6 +73,7 @@ SCHEMA: Dict[str, Any] = {
         "momentum": _f(0.9, float),
         "nesterov": _f(False, bool),
         "backbone_lr_factor": _f(1.0, float),  # lr of everything but the model's `head` (AGW: 0.1)
+        "bias_lr_factor": _f(1.0, float),  # learning-rate multiple of the bias parameters (FusionReID: 2)
     },
     "schedule": {
         "type": _f("step", str, choices=("step", "cosine")),

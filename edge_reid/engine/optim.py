@@ -17,14 +17,19 @@ def build_optimizer(model: nn.Module, optim_cfg: Mapping[str, Any]) -> torch.opt
     """Adam or SGD (momentum) over the trainable parameters; no weight decay on biases and norms.
 
     ``backbone_lr_factor`` (default 1) scales the learning rate of every parameter outside the
-    model's ``head`` (BNNeck and classifier); each group keeps its ``lr_factor``.
+    model's ``head`` (BNNeck and classifier); ``bias_lr_factor`` (default 1) scales that of the
+    bias parameters, in their own group (FusionReID's release: x 2). Each group keeps its
+    ``lr_factor`` (the product) for :meth:`EpochSchedule.apply`.
     """
     factor = float(optim_cfg.get("backbone_lr_factor", 1.0))
+    bias_factor = float(optim_cfg.get("bias_lr_factor", 1.0))
     buckets: Dict[Any, list] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         lr_factor = 1.0 if name.startswith("head.") else factor
+        if bias_factor != 1.0 and name.endswith(".bias"):
+            lr_factor *= bias_factor
         buckets.setdefault((param.ndim <= 1, lr_factor), []).append(param)
     lr = optim_cfg["lr"]
     groups = [{"params": params, "weight_decay": 0.0 if no_decay else optim_cfg["weight_decay"],
@@ -62,7 +67,7 @@ class EpochSchedule:
         """Set every parameter group's learning rate for ``epoch``; return it."""
         lr = base_lr * self.factor(epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr * group.get("lr_factor", 1.0)
+            group["lr"] = lr * float(group.get("lr_factor", 1.0))
         return lr
 
     def state_dict(self) -> Dict[str, Any]:

@@ -14,6 +14,7 @@ states saved in the checkpoint.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 import time
 import warnings
@@ -302,8 +303,12 @@ class Trainer:
         return result
 
     def _extra_inputs(self, batch: Sequence[Any]) -> Dict[str, torch.Tensor]:
-        """The model's declared extra inputs (``extra_inputs``: modality, camera ids) for this batch."""
+        """The model's declared extra inputs (``extra_inputs``: modality, camera ids) for this batch;
+        a model whose forward takes ``camera_ids`` gets them in every mode (FusionReID's SIE learns
+        from the cameras even when the deployed graph does not take them)."""
         names = tuple(getattr(self.module, "extra_inputs", ()))
+        if "camera_ids" not in names and takes_camera_ids(self.module):
+            names += ("camera_ids",)
         if not names:
             return {}
         from edge_reid.data.loader import model_inputs
@@ -358,3 +363,11 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def takes_camera_ids(model: nn.Module) -> bool:
+    """Whether ``model.forward`` has a ``camera_ids`` parameter (FusionReID's SIE, in every camera mode)."""
+    try:
+        return "camera_ids" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False

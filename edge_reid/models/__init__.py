@@ -10,5 +10,6 @@ from edge_reid.models import mobilenet  # noqa: F401  (registers mobilenetv2)
 from edge_reid.models import visnet  # noqa: F401  (registers visnet)
 from edge_reid.models import dcs_models, dnas  # noqa: F401  (registers dcs_mobilenetv2, dcs_resnet50, dcs_searched)
 from edge_reid.models import agw  # noqa: F401  (registers agw, the two-stream visible-infrared baseline)
+from edge_reid.models import fusionreid  # noqa: F401  (registers fusionreid)
 
 __all__ = ["MODELS", "build_model"]

@@ -93,3 +93,13 @@ class ReIDModel(nn.Module):
             model_options={k: v for k, v in self.model_options.items() if k != "pretrained"},
             inputs=("images", *self.extra_inputs),
         )
+
+
+def example_extra_inputs(model: nn.Module, batch: int, device: Any = "cpu") -> Dict[str, torch.Tensor]:
+    """Zero-valued int64 tensors (length ``batch``) for each of the model's ``extra_inputs``.
+
+    For callers that run a model on example images (FLOP counting, ONNX export, parity):
+    camera 0, visible modality. A model without extra inputs gets ``{}``.
+    """
+    names = tuple(getattr(model, "extra_inputs", ()))
+    return {name: torch.zeros(int(batch), dtype=torch.long, device=device) for name in names}

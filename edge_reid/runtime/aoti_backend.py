@@ -9,7 +9,7 @@ larger than the package's dynamic-batch maximum are run in chunks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
@@ -73,11 +73,10 @@ class AotiEmbedder(Embedder):
             out = out[0]
         return out.float().cpu().numpy()
 
-    def _infer(self, batch: np.ndarray, camera_ids: Optional[np.ndarray] = None,
-               modality: Optional[np.ndarray] = None) -> np.ndarray:
-        """Run the package; extra inputs (int64, one per image) are fed when ``meta.inputs`` names them."""
+    def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
+        """Run the package; the checked extra inputs (int64, one per image) in ``meta.inputs`` order."""
         torch = self._torch
-        given = {"camera_ids": camera_ids, "modality": modality}
+        given = inputs or {}
         names = tuple(getattr(self.meta, "inputs", ("images",)))[1:]
         missing = [n for n in names if given.get(n) is None]
         if missing:

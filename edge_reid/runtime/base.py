@@ -8,9 +8,9 @@ from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 
-from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.registry import Registry
+from edge_reid.runtime.inputs import extra_inputs
 from edge_reid.runtime.preprocess import Crops, l2_normalise, to_batch
 
 #: Runtime backends by name: ``torch``, ``onnxruntime``, ``tensorrt``.
@@ -22,7 +22,8 @@ class Embedder(abc.ABC):
 
     ``embed`` takes a list of BGR uint8 H x W x 3 crops (any sizes; resized to
     ``meta.input_size``) or a float32 N x 3 x H x W RGB batch in [0, 1], and returns
-    float32 N x D L2-normalised embeddings.
+    float32 N x D L2-normalised embeddings. A model whose ``meta.inputs`` names ``camera_ids``
+    or ``modality`` needs them (one int or one per crop); others ignore them.
     """
 
     #: registry name of the backend
@@ -43,35 +44,20 @@ class Embedder(abc.ABC):
         """Embed ``crops`` (see the class docstring); an empty list gives a 0 x D array.
 
         ``camera_ids`` / ``modality`` (an int for the whole batch, or one per crop) are fed only
-        to a model whose ``meta.inputs`` names them; a model that needs one not given is an error.
+        to a model whose ``meta.inputs`` names them (checked by ``runtime.inputs.extra_inputs``);
+        a model that needs one not given is an error.
         """
         if isinstance(crops, (list, tuple)) and len(crops) == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
         batch = to_batch(crops, self.meta.input_size)
         if batch.shape[0] == 0:
             return np.zeros((0, self.meta.embedding_dim), dtype=np.float32)
-        extra = self._extra_inputs(len(batch), {"camera_ids": camera_ids, "modality": modality})
+        extra = extra_inputs(self.meta, batch.shape[0], {"camera_ids": camera_ids, "modality": modality})
         return l2_normalise(self._infer(batch, extra) if extra else self._infer(batch))
-
-    def _extra_inputs(self, n: int, given: Dict[str, Union[int, Sequence[int], None]]) -> Dict[str, np.ndarray]:
-        """The int64 arrays (length ``n``) of the inputs the model names beyond ``images``."""
-        out: Dict[str, np.ndarray] = {}
-        for name in tuple(getattr(self.meta, "inputs", ("images",)))[1:]:
-            value = given.get(name)
-            if value is None:
-                raise InvalidInputError(
-                    f"Model '{self.meta.model}' needs the input '{name}' for every crop; pass {name}=... to embed "
-                    f"({'--infrared NAME marks an infrared source' if name == 'modality' else '--camera-index NAME=INT sets a camera'} in edge-reid stream)."
-                )
-            arr = np.full(n, int(value), dtype=np.int64) if np.ndim(value) == 0 else np.asarray(value, dtype=np.int64)
-            if arr.shape != (n,):
-                raise InvalidInputError(f"'{name}' has {arr.size} values for {n} crops.")
-            out[name] = arr
-        return out
 
     @abc.abstractmethod
     def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
-        """Run the model on a float32 N x 3 x H x W batch (and its extra int64 inputs); return N x D."""
+        """Run the model on a float32 N x 3 x H x W batch (and its checked extra int64 inputs); return N x D."""
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(path={str(self.path)!r}, model={self.meta.model!r}, "

@@ -63,18 +63,19 @@ class TensorRTEmbedder(Embedder):
             return
         self._free()
         h, w = self.meta.input_size
-        sizes = {self.input_name: batch * 3 * h * w * 4, self.output_name: batch * self.meta.embedding_dim * 4}
+        sizes = {self.input_name: batch * 3 * h * w * 4, self.output_name: batch * self.meta.embedding_dim * 4,
+                 **{name: batch * 8 for name in tuple(self.meta.inputs)[1:]}}  # int64 (or int32) ids
         for name, nbytes in sizes.items():
             self._buffers[name] = _check(self._cudart.cudaMalloc(nbytes))
             self.context.set_tensor_address(name, int(self._buffers[name]))
         self._capacity = batch
 
+    def _id_dtype(self, name: str) -> Any:
+        """int32 where TensorRT turned an int64 graph input into int32 (TensorRT 8), else int64."""
+        return np.int32 if self.engine.get_tensor_dtype(name) == self._trt.DataType.INT32 else np.int64
+
     def _infer(self, batch: np.ndarray, inputs: Optional[Dict[str, np.ndarray]] = None) -> np.ndarray:
-        if inputs:
-            raise InvalidInputError(
-                f"The TensorRT backend does not feed the extra inputs {sorted(inputs)} yet; run this model with "
-                "the onnxruntime or torch backend."
-            )
+        extras = inputs or {}
         cudart = self._cudart
         out = np.empty((len(batch), self.meta.embedding_dim), dtype=np.float32)
         for start in range(0, len(batch), self.max_batch):
@@ -84,6 +85,11 @@ class TensorRTEmbedder(Embedder):
             self.context.set_input_shape(self.input_name, tuple(chunk.shape))
             _check(cudart.cudaMemcpyAsync(self._buffers[self.input_name], chunk.ctypes.data, chunk.nbytes,
                                           cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+            ids = {k: np.ascontiguousarray(v[start:start + n], dtype=self._id_dtype(k)) for k, v in extras.items()}
+            for name, values in ids.items():
+                self.context.set_input_shape(name, (n,))
+                _check(cudart.cudaMemcpyAsync(self._buffers[name], values.ctypes.data, values.nbytes,
+                                              cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
             if not self.context.execute_async_v3(int(self.stream)):
                 raise EdgeReidError("TensorRT failed to run the engine on this batch.")
             result = out[start:start + n]

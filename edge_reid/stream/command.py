@@ -57,6 +57,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "scene (easy, default, hard, a scene YAML or folder; its videos play when no --source "
                              "is given) or a folder of MOTChallenge sequences named like the cameras; writes "
                              "metrics.json")
+    parser.add_argument("--camera-index", action="append", default=[], metavar="NAME=INT",
+                        help="the camera id a camera-aware model (e.g. FusionReID) gets for source NAME; "
+                             "needed for every source when the model takes camera ids")
+    parser.add_argument("--enrol-camera-index", type=int, default=None, metavar="INT",
+                        help="the camera id a camera-aware model gets for the gallery folder's enrolment images")
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -111,8 +116,45 @@ def synthetic_sources(folder: Path) -> List[str]:
     return [f"cam{c}={folder / name}" for c, name in sorted(videos.items(), key=lambda kv: int(kv[0]))]
 
 
+def parse_camera_index(items: Sequence[str]) -> Dict[str, int]:
+    """``["lobby=0", "gate=3"]`` -> ``{"lobby": 0, "gate": 3}``; malformed or repeated names are an error."""
+    mapping: Dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            index = int(value)
+        except ValueError:
+            index = -1
+        if not sep or not name or index < 0:
+            raise InvalidInputError(f"--camera-index takes NAME=INT with a non-negative integer, got '{item}'.")
+        if name in mapping:
+            raise InvalidInputError(f"--camera-index names source '{name}' twice.")
+        mapping[name] = index
+    return mapping
+
+
+def check_camera_index(meta: Any, mapping: Dict[str, int], sources: Sequence[str]) -> None:
+    """Every source of a camera-aware model needs a camera id in range; names must be sources."""
+    unknown = sorted(set(mapping) - set(sources))
+    if unknown:
+        raise InvalidInputError(f"--camera-index names {', '.join(unknown)}, which are not sources "
+                                f"(sources: {', '.join(sources)}).")
+    if "camera_ids" not in tuple(meta.inputs):
+        return
+    cameras = int(meta.model_options.get("num_cameras", 0))
+    missing = [name for name in sources if name not in mapping]
+    if missing:
+        raise InvalidInputError(f"Model '{meta.model}' embeds the camera: give --camera-index NAME=INT "
+                                f"(0..{cameras - 1}) for {', '.join(missing)}.")
+    bad = sorted(name for name, index in mapping.items() if cameras and index >= cameras)
+    if bad:
+        raise InvalidInputError(f"--camera-index for {', '.join(bad)} is out of range: model '{meta.model}' "
+                                f"knows cameras 0..{cameras - 1}.")
+
+
 def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[float],
-                 say: Callable[[str], None] = print) -> Any:
+                 say: Callable[[str], None] = print, camera_id: Optional[int] = None) -> Any:
     """Load a saved gallery, enrol an image folder, or start an empty one."""
     from edge_reid.stream.gallery import DEFAULT_THRESHOLD, Gallery, is_saved_gallery
 
@@ -120,14 +162,17 @@ def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[floa
         gallery = Gallery.load(folder, embedder.meta, threshold)
         say(f"Loaded a gallery of {len(gallery)} identities from {folder}.")
         enrolled = {i.name for i in gallery.identities.values() if i.source == "enrolled"}
-        added = gallery.enrol_folder(folder, embedder, skip=enrolled, require=False)
+        added = gallery.enrol_folder(folder, embedder, skip=enrolled, require=False, camera_id=camera_id)
         if added:
             say(f"Enrolled {len(added)} identities from sub-folders added since the gallery was saved: "
                 f"{', '.join(i.name for i in added)}.")
         return gallery
     gallery = Gallery(embedder.meta, DEFAULT_THRESHOLD if threshold is None else threshold)
     if folder is not None and folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
-        added = gallery.enrol_folder(folder, embedder)
+        if camera_id is None and "camera_ids" in tuple(embedder.meta.inputs):
+            raise InvalidInputError(f"Model '{embedder.meta.model}' embeds the camera: give --enrol-camera-index INT "
+                                    f"for the enrolment images in {folder}.")
+        added = gallery.enrol_folder(folder, embedder, camera_id=camera_id)
         say(f"Enrolled {len(added)} identities from {folder}.")
     else:
         say("Starting with an empty gallery: identities are created from confident tracks.")
@@ -231,7 +276,8 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     embedder = load_embedder(model, args.backend, threads=args.threads)
     print(f"Embedder: {embedder.meta.model} ({embedder.backend}, {embedder.precision}, {embedder.device}) from {model}.")
     detector = build_detector(args.detector, model=args.detector_model)
-    gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold)
+    camera_index = parse_camera_index(args.camera_index)
+    gallery = open_gallery(enrol_from or gallery_dir, embedder, args.threshold, camera_id=args.enrol_camera_index)
     sources = open_sources(specs)
     names = {s.camera_id for s in sources}
     unknown = sorted(set(args.infrared) - names)
@@ -240,8 +286,9 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
                                 f"{', '.join(sorted(names))} (name them with --source NAME=SOURCE).")
     if args.infrared and "modality" not in embedder.meta.inputs:
         print(f"Note: {embedder.meta.model} has one stream for every camera; --infrared changes nothing for it.")
+    check_camera_index(embedder.meta, camera_index, [s.camera_id for s in sources])
     config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities,
-                          infrared=set(args.infrared))
+                          infrared=set(args.infrared), camera_index=camera_index)
     summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
                          max_frames=args.max_frames)
     if evaluation is not None:

@@ -196,9 +196,13 @@ class Gallery:
     # ------------------------------------------------------------------ enrolment
 
     def enrol_folder(self, folder: Union[str, Path], embedder: Any, skip: Collection[str] = (),
-                     require: bool = True) -> List[Identity]:
+                     require: bool = True, camera_id: Optional[int] = None) -> List[Identity]:
         """Enrol ``folder/<name>/*.jpg`` (one sub-folder per person) with ``embedder``, except the
-        names in ``skip``; with ``require`` a folder with nothing to enrol is an error."""
+        names in ``skip``; with ``require`` a folder with nothing to enrol is an error.
+
+        ``camera_id``: the camera index a camera-aware model gets for these images; a two-stream
+        visible-infrared model embeds them as visible (modality 0).
+        """
         from edge_reid.runtime.preprocess import list_images, read_bgr
 
         root = Path(folder).expanduser()
@@ -210,7 +214,7 @@ class Gallery:
             images = list_images(person)
             if not images:
                 continue
-            embeddings = embedder.embed([read_bgr(p) for p in images])
+            embeddings = embedder.embed([read_bgr(p) for p in images], camera_ids=camera_id, modality=0)
             added.append(self.add_identity(embeddings, name=person.name, source="enrolled"))
         if not added and require:
             raise InvalidInputError(f"Gallery folder {root} has no <name>/ sub-folders with images to enrol.")

@@ -51,6 +51,7 @@ class StreamConfig:
     split_min_observations: int = 4  # interior crops a track needs before it can be split
     tracker: Dict[str, Any] = field(default_factory=dict)
     infrared: Set[str] = field(default_factory=set)  # cameras whose crops take the infrared path (modality 1)
+    camera_index: Dict[str, int] = field(default_factory=dict)  # source name -> camera id of a camera-aware model
 
 
 @dataclass
@@ -191,11 +192,16 @@ class StreamPipeline:
         self.timer.add("match", time.perf_counter() - t4)
         return FrameResult(packet, boxes)
 
-    def _embed_inputs(self, camera_id: str) -> Dict[str, int]:
-        """The camera's modality (1 for ``--infrared`` cameras) when the model takes one."""
-        if "modality" not in tuple(getattr(self.embedder.meta, "inputs", ())):
-            return {}
-        return {"modality": 1 if camera_id in self.config.infrared else 0}
+    def _embed_inputs(self, camera_id: str) -> Dict[str, Optional[int]]:
+        """The camera's extra model inputs: its modality (1 for ``--infrared`` cameras) and its
+        camera index (``--camera-index``); the embedder feeds only those the model takes."""
+        names = tuple(getattr(self.embedder.meta, "inputs", ()))
+        out: Dict[str, Optional[int]] = {}
+        if "modality" in names:
+            out["modality"] = 1 if camera_id in self.config.infrared else 0
+        if "camera_ids" in names:
+            out["camera_ids"] = self.config.camera_index.get(camera_id)
+        return out
 
     def _new_track(self, camera_id: str, tracker_id: int, frame_index: int) -> TrackState:
         track_id = self._next_track.get(camera_id, 0)
