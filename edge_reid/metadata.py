@@ -119,7 +119,7 @@ def parse_inputs(value: Any, source: str = "metadata") -> Tuple[str, ...]:
         ok = names[0] == "images" and len(set(names)) == len(names) and all(n in EXTRA_INPUTS for n in names[1:])
     if not ok:
         raise InvalidInputError(
-            f"The {source} has invalid model inputs ({value!r}); 'inputs' must list \"images\" first, then any of "
+            f"The {source} has invalid 'inputs' ({value!r}); it must list \"images\" first, then any of "
             f"{', '.join(EXTRA_INPUTS)}, each once.")
     return names
 

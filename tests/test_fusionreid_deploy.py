@@ -29,7 +29,7 @@ def test_meta_inputs_round_trip_and_default_for_older_artifacts() -> None:
     del data["inputs"]
     assert ModelMeta.from_dict(data).inputs == ("images",)
     for bad in (["camera_ids", "images"], ["images", "depth"], ["images", "camera_ids", "camera_ids"]):
-        with pytest.raises(InvalidInputError, match="invalid model inputs"):
+        with pytest.raises(InvalidInputError, match="invalid 'inputs'"):
             ModelMeta.from_dict({**data, "inputs": bad})
 
 
