@@ -58,21 +58,31 @@ def sampling_plan(in_hw: Tuple[int, int], out_hw: Tuple[int, int], device: torch
         if a % b != 0:
             raise InvalidInputError(
                 f"Stage resolution {tuple(in_hw)} must be an integer multiple of the target {tuple(out_hw)}.")
-    return _plan_tensors((int(in_hw[0]), int(in_hw[1])), (int(out_hw[0]), int(out_hw[1])), torch.device(device), dtype)
+    key = ((int(in_hw[0]), int(in_hw[1])), (int(out_hw[0]), int(out_hw[1])), torch.device(device), dtype)
+    if torch.compiler.is_compiling():  # traced (torch.compile / export): graph constants, never cached
+        return _make_plan(*key)
+    return _plan_tensors(*key)
+
+
+def _make_plan(in_hw: Tuple[int, int], out_hw: Tuple[int, int], device: torch.device, dtype: torch.dtype):
+    """Source indices and weights of the bilinear taps along each axis, as tensors on ``device``."""
+    ih, ah = bilinear_taps(in_hw[0], out_hw[0])
+    iw, aw = bilinear_taps(in_hw[1], out_hw[1])
+    return (torch.tensor(ih, device=device), torch.tensor(iw, device=device),
+            torch.tensor(ah, device=device, dtype=dtype), torch.tensor(aw, device=device, dtype=dtype))
 
 
 @lru_cache(maxsize=128)
 def _plan_tensors(in_hw: Tuple[int, int], out_hw: Tuple[int, int], device: torch.device, dtype: torch.dtype):
-    """The tensors of :func:`sampling_plan`, built once per key (read-only constants, never written).
+    """:func:`_make_plan` built once per key in eager mode (read-only constants, never written).
 
     Built outside inference mode, so that a plan first made under ``torch.inference_mode`` can
-    still be saved for backward by a later training step.
+    still be saved for backward by a later training step. Never called while tracing: a tensor
+    cached there would be a trace's fake tensor, and the grad-mode switch would split the graph
+    (``torch.export`` put the fused ops inside ``wrap_with_set_grad_enabled`` subgraphs).
     """
-    ih, ah = bilinear_taps(in_hw[0], out_hw[0])
-    iw, aw = bilinear_taps(in_hw[1], out_hw[1])
     with torch.inference_mode(False), torch.no_grad():
-        return (torch.tensor(ih, device=device), torch.tensor(iw, device=device),
-                torch.tensor(ah, device=device, dtype=dtype), torch.tensor(aw, device=device, dtype=dtype))
+        return _make_plan(in_hw, out_hw, device, dtype)
 
 
 def batch_moments(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -160,14 +160,27 @@ def _taps(in_size: int, out_size: int) -> Tuple[int, Tuple[int, ...], Tuple[floa
     return t, tuple(src), tuple(wts)
 
 
-@lru_cache(maxsize=128)
-def _tables(in_size: int, out_size: int, device: torch.device):
-    """(T, source indices int32, weights float32) on ``device``: built once per (sizes, device) and
-    cached, so an eval forward after the first makes no host-to-device copy for them."""
+def _make_tables(in_size: int, out_size: int, device: torch.device):
+    """(T, source indices int32, weights float32) on ``device``."""
     t, src, wts = _taps(in_size, out_size)
+    return (t, torch.tensor(src, dtype=torch.int32, device=device),
+            torch.tensor(wts, dtype=torch.float32, device=device))
+
+
+@lru_cache(maxsize=128)
+def _cached_tables(in_size: int, out_size: int, device: torch.device):
+    """:func:`_make_tables` built once per (sizes, device), outside inference mode, so an eval
+    forward after the first makes no host-to-device copy for them."""
     with torch.inference_mode(False), torch.no_grad():
-        return (t, torch.tensor(src, dtype=torch.int32, device=device),
-                torch.tensor(wts, dtype=torch.float32, device=device))
+        return _make_tables(in_size, out_size, device)
+
+
+def _tables(in_size: int, out_size: int, device: torch.device):
+    """The cached tables; while tracing, graph constants that are never cached (see
+    ``fast._plan_tensors``)."""
+    if torch.compiler.is_compiling():
+        return _make_tables(in_size, out_size, device)
+    return _cached_tables(in_size, out_size, device)
 
 
 def projection_forward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
