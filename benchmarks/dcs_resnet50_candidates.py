@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from edge_reid.bench import report as R
-from edge_reid.bench.command import classifier_params
+from edge_reid.bench.complexity_table import classifier_params
 from edge_reid.bench.complexity import complexity
 from edge_reid.cli import run_guarded
 from edge_reid.models import build_model

@@ -12,7 +12,7 @@ import sys
 from typing import Any, Dict, List
 
 from edge_reid.bench import report as R
-from edge_reid.bench.command import PAPER_NUM_CLASSES, classifier_params
+from edge_reid.bench.complexity_table import PAPER_NUM_CLASSES, classifier_params
 from edge_reid.bench.complexity import complexity
 from edge_reid.cli import run_guarded
 from edge_reid.errors import InvalidInputError

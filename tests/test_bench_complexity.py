@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_reid.bench import complexity
-from edge_reid.bench.command import PAPERS, complexity_rows, fast_fusion_available, inference_params
+from edge_reid.bench.complexity_table import PAPERS, complexity_rows, fast_fusion_available, inference_params
 from edge_reid.models import build_model
 
 
