@@ -18,7 +18,7 @@ import numpy as np
 
 from edge_reid.data.synthetic.cameras import Camera, render_scene, sample_view
 from edge_reid.data.synthetic.identity import RGB, Identity
-from edge_reid.data.synthetic.render import CROP_SIZE, _occlude, composite, draw_scaled
+from edge_reid.data.synthetic.render import CROP_SIZE, _occlude, background_window, composite, draw_scaled
 
 SKIN_LEVEL = 232  # warm skin (grey level of 255)
 HAIR_LEVEL = 165
@@ -85,9 +85,7 @@ def render_infrared_crop(ident: Identity, camera: Camera, scene: np.ndarray, rng
     """
     H, W = size
     view = view or sample_view(camera, rng)
-    sy = int(rng.integers(0, scene.shape[0] - H + 1))
-    sx = int(rng.integers(0, scene.shape[1] - W + 1))
-    img = scene[sy:sy + H, sx:sx + W].copy()
+    img = background_window(scene, size, rng)
     mask = np.zeros((H, W), np.uint8)
     for _ in range(int(rng.integers(0, 3))):  # cold or lukewarm clutter behind the person
         level = float(rng.uniform(0.05, 0.45))

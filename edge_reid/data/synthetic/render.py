@@ -245,6 +245,14 @@ def finish(img: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.ndar
     return np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def background_window(scene: np.ndarray, size: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A random ``size`` window of the camera's ``scene`` (a copy): the crop's background."""
+    h, w = size
+    sy = int(rng.integers(0, scene.shape[0] - h + 1))
+    sx = int(rng.integers(0, scene.shape[1] - w + 1))
+    return scene[sy:sy + h, sx:sx + w].copy()
+
+
 def render_crop(ident: Identity, camera: Camera, scene: np.ndarray, rng: np.random.Generator,
                 view: Optional[str] = None, occlusion: Optional[bool] = None,
                 size: Tuple[int, int] = CROP_SIZE) -> Tuple[np.ndarray, np.ndarray]:
@@ -256,9 +264,7 @@ def render_crop(ident: Identity, camera: Camera, scene: np.ndarray, rng: np.rand
     """
     H, W = size
     view = view or sample_view(camera, rng)
-    sy = int(rng.integers(0, scene.shape[0] - H + 1))
-    sx = int(rng.integers(0, scene.shape[1] - W + 1))
-    img = scene[sy:sy + H, sx:sx + W].copy()
+    img = background_window(scene, size, rng)
     mask = np.zeros((H, W), np.uint8)
     for _ in range(int(rng.integers(0, 4))):  # clutter behind the person
         colour = tuple(float(c) for c in muted_colour(rng, 0.1, 0.9, 0.5))
