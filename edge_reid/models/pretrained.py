@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 import torch
 from torch import nn
 
 from edge_reid.errors import InvalidInputError
+
+
+def load_weights_file(path: Union[str, Path], what: str = "Pretrained weights file") -> Any:
+    """``torch.load`` of a local weights file with safe loading; a missing, corrupt or unsafe
+    (pickled objects) file is one clear sentence naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(f"{what} {path} does not exist.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt, not a torch file, or pickled objects refused as unsafe
+        from edge_reid.models.checkpoint import unsafe_pickle_refusal
+
+        raise InvalidInputError(unsafe_pickle_refusal(exc, f"{what} {path}")
+                                or f"{what} {path} could not be read ({type(exc).__name__}).") from None
 
 
 def load_backbone_weights(
@@ -23,15 +38,7 @@ def load_backbone_weights(
     silently half-loaded.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"Pretrained weights file {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, not a torch file, or pickled objects refused as unsafe
-        from edge_reid.models.checkpoint import unsafe_pickle_refusal
-
-        raise InvalidInputError(unsafe_pickle_refusal(exc, f"Pretrained weights file {path}")
-                                or f"Pretrained weights file {path} could not be read ({type(exc).__name__}).") from None
+    state = load_weights_file(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.models.pretrained import load_weights_file
 from edge_reid.models.vit import VisionTransformer
 
 _DROPPED_PREFIXES = ("head.", "pre_logits.", "fc_norm.", "head_dist.")
@@ -27,12 +28,7 @@ _NOT_IN_CHECKPOINTS = ("sie_embed",)
 def read_state_dict(path: Union[str, Path], what: str = "Pretrained weights file") -> Dict[str, torch.Tensor]:
     """The state dict stored in ``path`` (safe loading); a missing or foreign file is a clear error."""
     path = Path(path)
-    if not path.is_file():
-        raise InvalidInputError(f"{what} {path} does not exist.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InvalidInputError(f"{what} {path} could not be read ({type(exc).__name__}).") from None
+    state = load_weights_file(path, what)
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
