@@ -57,19 +57,13 @@ def _temporary_beside(target: Path) -> str:
 
 
 @contextlib.contextmanager
-def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file beside ``path``; on success rename it to ``path``.
-
-    On any exception the temporary file is removed and ``path`` is left untouched.
-    """
+def _renamed_on_success(path: PathLike) -> Iterator[str]:
+    """A temporary file name beside ``path``, renamed over it when the block succeeds, removed otherwise."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_name = _temporary_beside(target)
     try:
-        with open(tmp_name, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp_name
         os.replace(tmp_name, target)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -81,25 +75,27 @@ def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
 
 
 @contextlib.contextmanager
+def atomic_write(path: PathLike, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success rename it to ``path``.
+
+    On any exception the temporary file is removed and ``path`` is left untouched.
+    """
+    with _renamed_on_success(path) as tmp_name:
+        with open(tmp_name, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
 def atomic_path(path: PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for writers that want a file name.
 
     Use it for libraries that write by name (``onnx.save``, ``torch.save``, TensorRT):
     the temporary file is renamed to ``path`` when the block succeeds, removed otherwise.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_name = _temporary_beside(target)
-    try:
+    with _renamed_on_success(path) as tmp_name:
         yield Path(tmp_name)
-        os.replace(tmp_name, target)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        explained = _explained(exc, target)
-        if explained is not None:
-            raise explained from exc
-        raise
 
 
 def atomic_write_text(path: PathLike, text: str) -> None:
