@@ -11,6 +11,7 @@ import onnx
 import pytest
 import torch
 
+from edge_reid.deploy.compat import check_tensorrt_compat
 from edge_reid.deploy.int8 import Int8Quantizer, flavour_of
 from edge_reid.deploy.onnx_export import OnnxExporter
 from edge_reid.deploy.parity import cosines
@@ -65,6 +66,8 @@ def test_onnx_takes_modality_and_matches_pytorch(artifacts: Dict[str, Path]) -> 
     inputs = _graph_inputs(artifacts["fp32"])
     assert [i.name for i in inputs] == ["images", "modality"]
     assert inputs[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    report = check_tensorrt_compat(artifacts["fp32"])
+    assert report.ok, report.problems
     ort_e, torch_e = load_embedder(artifacts["fp32"], threads=1), load_embedder(artifacts["ckpt"])
     assert ort_e.meta.model == "tmpa" and ort_e.meta.inputs == ("images", "modality")
     assert ort_e.meta.model_options["mft_stages"] == ["layer3", "layer4"]
