@@ -35,12 +35,14 @@ _Q128 = dict(BLOCK_M=128, BLOCK_N=64, num_warps=8, num_stages=2)
 _Q64 = dict(BLOCK_M=64, BLOCK_N=64, num_warps=8, num_stages=2)
 _K64 = dict(BLOCK_M=64, BLOCK_N=64, num_warps=8, num_stages=2)
 _K64_M32 = dict(BLOCK_M=32, BLOCK_N=64, num_warps=8, num_stages=2)
+_K64_M16 = dict(BLOCK_M=16, BLOCK_N=64, num_warps=8, num_stages=2)
+_Q64_N32 = dict(BLOCK_M=64, BLOCK_N=32, num_warps=8, num_stages=2)
 
 #: Tile tables (HEAD -> candidates; the pruner times at most two). BLOCK_N is the block a program
 #: owns in ``_bwd_sym`` / ``_bwd_dkv`` (the dots' M), BLOCK_M the one it owns in ``_bwd_dq``.
 SYM_TABLE = {16: [_S64, _S128], 32: [_S64, _S128], 64: [_S64, _S128]}
-DQ_TABLE = {128: [_Q128, _Q64], 256: [_Q64, _Q128]}
-DKV_TABLE = {128: [_K64, _K64_M32], 256: [_K64, _K64_M32]}
+DQ_TABLE = {128: [_Q128, _Q64], 256: [_Q64, _Q64_N32]}
+DKV_TABLE = {128: [_K64, _K64_M32], 256: [_K64_M32, _K64_M16]}
 DELTA_TABLE = {h: [dict(BLOCK_M=64, BLOCK_N=64, num_warps=4, num_stages=1)] for h in (16, 32, 64, 128, 256)}
 _CPU = dict(BLOCK_M=32, BLOCK_N=32, num_warps=4, num_stages=1)
 #: Configurations not timed in float32 (they spill there; kernels/compile_check.py, sm_90).
@@ -97,21 +99,25 @@ def _rows(ptr, offs, sn, offs_c, N, CP, EVEN_C: tl.constexpr):
 
 
 @triton.jit
-def _epilogue(dz, dv, xj, offs_j, pid_j, b, M, DX, DM, smb, smn, smc, sdb, sdn, sdmb, sdmn, N, C,
-              HEAD: tl.constexpr, MASK_ROWS: tl.constexpr):
-    """dX_j = dV_j + dZ_j * M_j, dM_j = dZ_j * X_j (dz already scaled); a B x C mask gets this
-    block's sum over its rows at row ``pid_j`` of DM."""
+def _epilogue(dz, acc_x, xb, sn, offs_j, b, M, OX, OM, PM, smb, smn, smc, sob, son, somb, somn, dm_row, N, C,
+              HEAD: tl.constexpr, MASK_ROWS: tl.constexpr, ADD_PM: tl.constexpr):
+    """OX_j = acc_x + dZ_j * M_j and OM_j = dZ_j * X_j (+ PM_j when ADD_PM), dz already scaled;
+    a B x C mask gets the block's sum over its rows at row ``dm_row`` of OM instead. X_j is read
+    again here rather than kept live through the loop (32 registers per thread at HEAD 256)."""
     offs_c = tl.arange(0, HEAD)
     out = (offs_j[:, None] < N) & (offs_c[None, :] < C)
     mj = tl.load(M + b * smb + offs_j[:, None] * smn + offs_c[None, :] * smc, mask=out, other=0.0).to(tl.float32)
-    dx = dv + dz * mj
-    tl.store(DX + b * sdb + offs_j[:, None] * sdn + offs_c[None, :], dx.to(DX.dtype.element_ty), mask=out)
+    tl.store(OX + b * sob + offs_j[:, None] * son + offs_c[None, :], (acc_x + dz * mj).to(OX.dtype.element_ty),
+             mask=out)
+    xj = tl.load(xb + offs_j[:, None] * sn + offs_c[None, :], mask=out, other=0.0)
     dm = dz * xj.to(tl.float32)
     if MASK_ROWS:
-        tl.store(DM + b * sdmb + offs_j[:, None] * sdmn + offs_c[None, :], dm.to(DM.dtype.element_ty), mask=out)
+        if ADD_PM:
+            dm += tl.load(PM + b * sob + offs_j[:, None] * son + offs_c[None, :], mask=out, other=0.0)
+        tl.store(OM + b * somb + offs_j[:, None] * somn + offs_c[None, :], dm.to(OM.dtype.element_ty), mask=out)
     else:
         dm = tl.sum(tl.where(out, dm, 0.0), 0)
-        tl.store(DM + b * sdmb + pid_j * sdmn + offs_c, dm.to(DM.dtype.element_ty), mask=offs_c < C)
+        tl.store(OM + b * somb + dm_row * somn + offs_c, dm.to(OM.dtype.element_ty), mask=offs_c < C)
 
 
 @autotune(table_configs(SYM_TABLE), _CPU, key=_KEY, pruner=_pruner(SYM_TABLE, sym_shared_bytes, lambda m: m["BLOCK_N"]))
@@ -147,45 +153,18 @@ def _bwd_sym(X, Z, DY, LSE, D, M, DX, DM, sb, sn, smb, smn, smc, sdb, sdn, sdmb,
         g = p_ji * (dp_ji - d_j[:, None]) + pt_ij * (dpt_ij - d_i[None, :])
         dz = tl.dot(g.to(zi.dtype), zi, dz, input_precision=PREC)
         dv = tl.dot(pt_ij.to(gi.dtype), gi, dv, input_precision=PREC)
-    _epilogue(dz * scale, dv, xj, offs_j, pid_j, b, M, DX, DM, smb, smn, smc, sdb, sdn, sdmb, sdmn, N, C,
-              HEAD, MASK_ROWS)
-
-
-@autotune(table_configs(DQ_TABLE), _CPU, key=_KEY, pruner=_pruner(DQ_TABLE, dq_shared_bytes, lambda m: m["BLOCK_M"]))
-@triton.jit
-def _bwd_dq(X, Z, DY, LSE, D, DZQ, sb, sn, N, CP, scale, scale_log2, N_BUCKET, B_BUCKET,
-            HEAD: tl.constexpr, EVEN_C: tl.constexpr, PREC: tl.constexpr,
-            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-    pid_i = tl.program_id(0)
-    b = tl.program_id(1).to(tl.int64)
-    xb, zb, gb = X + b * sb, Z + b * sb, DY + b * sb
-    offs_c = tl.arange(0, HEAD)
-    offs_i = pid_i * BLOCK_M + tl.arange(0, BLOCK_M)
-    zi = _rows(zb, offs_i, sn, offs_c, N, CP, EVEN_C)
-    gi = _rows(gb, offs_i, sn, offs_c, N, CP, EVEN_C)
-    lse_i = tl.load(LSE + b * N + offs_i, mask=offs_i < N, other=0.0) * 1.4426950408889634
-    d_i = tl.load(D + b * N + offs_i, mask=offs_i < N, other=0.0)
-    dq = tl.zeros([BLOCK_M, HEAD], dtype=tl.float32)
-    for j0 in range(0, N, BLOCK_N):
-        offs_j = j0 + tl.arange(0, BLOCK_N)
-        zj = _rows(zb, offs_j, sn, offs_c, N, CP, EVEN_C)
-        xj = _rows(xb, offs_j, sn, offs_c, N, CP, EVEN_C)
-        s = tl.dot(zi, tl.trans(zj), input_precision=PREC) * scale_log2
-        p = tl.where(offs_j[None, :] < N, tl.exp2(s - lse_i[:, None]), 0.0)
-        dp = tl.dot(gi, tl.trans(xj), input_precision=PREC)
-        ds = p * (dp - d_i[:, None])
-        dq = tl.dot(ds.to(zj.dtype), zj, dq, input_precision=PREC)
-    offs = (offs_i[:, None] < N) & (offs_c[None, :] < CP)
-    tl.store(DZQ + b * sb + offs_i[:, None] * sn + offs_c[None, :], dq * scale, mask=offs)
+    _epilogue(dz * scale, dv, xb, sn, offs_j, b, M, DX, DM, DM, smb, smn, smc, sdb, sdn, sdmb, sdmn, pid_j, N, C,
+              HEAD, MASK_ROWS, False)
 
 
 @autotune(table_configs(DKV_TABLE), _CPU, key=_KEY,
           pruner=_pruner(DKV_TABLE, dkv_shared_bytes, lambda m: m["BLOCK_N"]))
 @triton.jit
-def _bwd_dkv(X, Z, DY, LSE, D, DZQ, M, DX, DM, sb, sn, smb, smn, smc, sdb, sdn, sdmb, sdmn,
+def _bwd_dkv(X, Z, DY, LSE, D, M, DXP, DMP, sb, sn, smb, smn, smc, sdb, sdn, sdmb, sdmn,
              N, C, CP, scale, scale_log2, N_BUCKET, B_BUCKET,
              HEAD: tl.constexpr, EVEN_C: tl.constexpr, MASK_ROWS: tl.constexpr, PREC: tl.constexpr,
              BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per key block j: dV_j, dZ_k,j; writes the float32 partials dV + dZ_k M and dZ_k X (runs first)."""
     pid_j = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
     xb, zb, gb = X + b * sb, Z + b * sb, DY + b * sb
@@ -206,10 +185,47 @@ def _bwd_dkv(X, Z, DY, LSE, D, DZQ, M, DX, DM, sb, sn, smb, smn, smc, sdb, sdn, 
         dpt = tl.dot(xj, tl.trans(gi), input_precision=PREC)
         dst = pt * (dpt - d_i[None, :])
         dk = tl.dot(dst.to(zi.dtype), zi, dk, input_precision=PREC)
-    dzq = tl.load(DZQ + b * sb + offs_j[:, None] * sn + offs_c[None, :],
-                  mask=(offs_j[:, None] < N) & (offs_c[None, :] < CP), other=0.0)
-    _epilogue(dk * scale + dzq, dv, xj, offs_j, pid_j, b, M, DX, DM, smb, smn, smc, sdb, sdn, sdmb, sdmn, N, C,
-              HEAD, MASK_ROWS)
+    _epilogue(dk * scale, dv, xb, sn, offs_j, b, M, DXP, DMP, DMP, smb, smn, smc, sdb, sdn, sdmb, sdmn, pid_j, N, C,
+              HEAD, MASK_ROWS, False)
+
+
+@autotune(table_configs(DQ_TABLE), _CPU, key=_KEY, pruner=_pruner(DQ_TABLE, dq_shared_bytes, lambda m: m["BLOCK_M"]))
+@triton.jit
+def _bwd_dq(X, Z, DY, LSE, D, M, DXP, DMP, DX, DM, sb, sn, smb, smn, smc, sdb, sdn, sdmb, sdmn, dm_row0,
+            N, C, CP, scale, scale_log2, N_BUCKET, B_BUCKET,
+            HEAD: tl.constexpr, EVEN_C: tl.constexpr, MASK_ROWS: tl.constexpr, PREC: tl.constexpr,
+            BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """Per query block i: dZ_q,i; adds it to the dK/dV kernel's partials and writes dX and dM."""
+    pid_i = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    xb, zb, gb = X + b * sb, Z + b * sb, DY + b * sb
+    offs_c = tl.arange(0, HEAD)
+    offs_i = pid_i * BLOCK_M + tl.arange(0, BLOCK_M)
+    zi = _rows(zb, offs_i, sn, offs_c, N, CP, EVEN_C)
+    gi = _rows(gb, offs_i, sn, offs_c, N, CP, EVEN_C)
+    lse_i = tl.load(LSE + b * N + offs_i, mask=offs_i < N, other=0.0) * 1.4426950408889634
+    d_i = tl.load(D + b * N + offs_i, mask=offs_i < N, other=0.0)
+    dq = tl.zeros([BLOCK_M, HEAD], dtype=tl.float32)
+    for j0 in range(0, N, BLOCK_N):
+        offs_j = j0 + tl.arange(0, BLOCK_N)
+        zj = _rows(zb, offs_j, sn, offs_c, N, CP, EVEN_C)
+        xj = _rows(xb, offs_j, sn, offs_c, N, CP, EVEN_C)
+        s = tl.dot(zi, tl.trans(zj), input_precision=PREC) * scale_log2
+        p = tl.where(offs_j[None, :] < N, tl.exp2(s - lse_i[:, None]), 0.0)
+        dp = tl.dot(gi, tl.trans(xj), input_precision=PREC)
+        ds = p * (dp - d_i[:, None])
+        dq = tl.dot(ds.to(zj.dtype), zj, dq, input_precision=PREC)
+    part = (offs_i[:, None] < N) & (offs_c[None, :] < C)
+    dxp = tl.load(DXP + b * sdb + offs_i[:, None] * sdn + offs_c[None, :], mask=part, other=0.0)
+    _epilogue(dq * scale, dxp, xb, sn, offs_i, b, M, DX, DM, DMP, smb, smn, smc, sdb, sdn, sdmb, sdmn,
+              dm_row0 + pid_i, N, C, HEAD, MASK_ROWS, True)
+
+
+# The tile tables travel with the kernels (kernels/compile_check.py compiles the listed configs per HEAD).
+_delta.tile_table = DELTA_TABLE
+_bwd_sym.tile_table = SYM_TABLE
+_bwd_dq.tile_table = DQ_TABLE
+_bwd_dkv.tile_table = DKV_TABLE
 
 
 def onetile_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor,
@@ -228,18 +244,20 @@ def onetile_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor
     dx = torch.empty((B, N, C), dtype=x.dtype, device=x.device)
     mask_rows = mask.dim() == 3
     dm = (torch.empty((B, N, C), dtype=x.dtype, device=x.device) if mask_rows
-          else torch.zeros((B, triton.cdiv(N, 16), C), dtype=torch.float32, device=x.device))
+          else torch.zeros((B, 2 * triton.cdiv(N, 16), C), dtype=torch.float32, device=x.device))
     shared = (m3.stride(0), m3.stride(1), m3.stride(2), dx.stride(0), dx.stride(1), dm.stride(0), dm.stride(1))
     flags = dict(HEAD=head, EVEN_C=cp == head, MASK_ROWS=mask_rows, PREC=dot_precision(x.dtype))
     if head <= SYMMETRIC_MAX_HEAD:
         _bwd_sym[rows_n](xp, zp, gp, lse, d, m3, dx, dm, xp.stride(0), xp.stride(1), *shared,
                          N, C, cp, scale, scale * LOG2E, **keys, **flags)
-    else:
-        dzq = torch.empty((B, N, cp), dtype=torch.float32, device=x.device)
-        _bwd_dq[rows_m](xp, zp, gp, lse, d, dzq, xp.stride(0), xp.stride(1), N, cp, scale, scale * LOG2E,
-                        **keys, HEAD=head, EVEN_C=cp == head, PREC=flags["PREC"])
-        _bwd_dkv[rows_n](xp, zp, gp, lse, d, dzq, m3, dx, dm, xp.stride(0), xp.stride(1), *shared,
+    else:  # dK/dV first (float32 partials), then dQ adds its part and writes dX, dM
+        dxp = torch.empty((B, N, C), dtype=torch.float32, device=x.device)
+        dmp = torch.empty_like(dxp) if mask_rows else dm
+        part = (m3.stride(0), m3.stride(1), m3.stride(2), dxp.stride(0), dxp.stride(1), dmp.stride(0), dmp.stride(1))
+        _bwd_dkv[rows_n](xp, zp, gp, lse, d, m3, dxp, dmp, xp.stride(0), xp.stride(1), *part,
                          N, C, cp, scale, scale * LOG2E, **keys, **flags)
+        _bwd_dq[rows_m](xp, zp, gp, lse, d, m3, dxp, dmp, dx, dm, xp.stride(0), xp.stride(1), *shared,
+                        0 if mask_rows else dm.shape[1] // 2, N, C, cp, scale, scale * LOG2E, **keys, **flags)
     if not mask_rows:
         dm = dm.sum(1).to(x.dtype)
     return dx, dm

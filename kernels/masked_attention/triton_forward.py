@@ -91,6 +91,10 @@ def _fwd(X, Z, O, LSE, sb, sn, N, C, CP, sob, son, scale_log2, N_BUCKET, B_BUCKE
     tl.store(LSE + b * N + offs_m, lse, mask=offs_m < N)
 
 
+# The tile tables travel with the kernels (kernels/compile_check.py compiles the listed configs per HEAD).
+_fwd.tile_table = FWD_TABLE
+
+
 def onetile_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """(Y as B x N x C contiguous, natural-log lse as B x N float32) for C <= 256."""
     B, N, C = x.shape
