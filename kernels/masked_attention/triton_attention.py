@@ -15,17 +15,26 @@ from typing import Tuple
 
 import torch
 
-from kernels.masked_attention.triton_common import MAX_HEAD
+from kernels._triton_utils import interpreting
+from kernels.masked_attention.triton_common import FLOAT32_MAX_HEAD, MAX_HEAD, head_tile
 
 
-def one_tile(channels: int) -> bool:
-    """Whether C channels go to the one-tile kernels (else the channel-tiled ones)."""
-    return int(channels) <= MAX_HEAD
+def one_tile(channels: int, dtype: torch.dtype) -> bool:
+    """Whether C channels of ``dtype`` go to the one-tile kernels (else the channel-tiled ones).
+
+    16-bit inputs up to C = 256. float32 runs its dots as three TF32 products (tf32x3), which
+    triples the operand tiles: above HEAD = :data:`FLOAT32_MAX_HEAD` the one-tile kernels exceed
+    the shared memory and spill (compile check, sm_90), so wider float32 takes the channel-tiled
+    IEEE kernels on a GPU. The interpreter has neither limit and checks the one-tile kernels'
+    arithmetic in float32 at every HEAD."""
+    if int(channels) > MAX_HEAD:
+        return False
+    return dtype != torch.float32 or interpreting() or head_tile(channels) <= FLOAT32_MAX_HEAD
 
 
 def mca_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: (Y as B x N x C contiguous, natural-log lse as B x N float32)."""
-    if one_tile(x.shape[-1]):
+    if one_tile(x.shape[-1], x.dtype):
         from kernels.masked_attention.triton_forward import onetile_forward
 
         return onetile_forward(x, mask, scale)
@@ -37,7 +46,7 @@ def mca_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torc
 def mca_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor,
                  lse: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Triton backward: (dX, dM) with dM shaped like the mask (summed over N for a B x C mask)."""
-    if one_tile(x.shape[-1]):
+    if one_tile(x.shape[-1], x.dtype):
         from kernels.masked_attention.triton_backward import onetile_backward
 
         return onetile_backward(grad_out, x, mask, out, lse, scale)

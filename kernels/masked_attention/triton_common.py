@@ -26,6 +26,8 @@ from kernels.autotune import config_label, make_pruner
 LOG2E = 1.4426950408889634
 #: Widest channel count the one-tile kernels take (a BLOCK x 256 float32 accumulator per program).
 MAX_HEAD = 256
+#: Widest HEAD the one-tile kernels take in float32 on a GPU (tf32x3 triples the operand tiles).
+FLOAT32_MAX_HEAD = 64
 #: Rows are padded to a multiple of this many elements (32 bytes in 16-bit types, 64 in float32).
 ROW_ALIGN = 16
 #: Backward form by HEAD: the symmetric single kernel up to this HEAD, FA2's dQ + dK/dV split above.
@@ -106,5 +108,5 @@ def table_pruner(table: Mapping[int, Sequence[dict]], shared_bytes: Callable[[Di
     return prune
 
 
-__all__ = ["LOG2E", "MAX_HEAD", "ROW_ALIGN", "SYMMETRIC_MAX_HEAD", "aligned_rows", "dot_precision", "head_tile",
+__all__ = ["FLOAT32_MAX_HEAD", "LOG2E", "MAX_HEAD", "ROW_ALIGN", "SYMMETRIC_MAX_HEAD", "aligned_rows", "dot_precision", "head_tile",
            "padded_channels", "prepare", "table_configs", "table_pruner"]
