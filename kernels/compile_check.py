@@ -284,24 +284,54 @@ def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:
 def candidate_configs(launch: Launch) -> List[Any]:
     """The autotune configurations this launch may run: for a kernel with a tile table
     (``tuner.tile_table``, HEAD -> configs: the one-tile attention kernels) those listed for the
-    launch's HEAD, else all of the kernel's configurations."""
+    launch's HEAD; for one with a ``tuner.fits(meta, args)`` rule those it accepts for the launch's
+    arguments; else all of the kernel's configurations."""
     from kernels.autotune import config_label
 
     table = getattr(launch.tuner, "tile_table", None)
+    fits = getattr(launch.tuner, "fits", None)
+    if fits is not None:
+        args = {**dict(zip(launch.tuner.fn.arg_names, launch.args)), **launch.constexprs}
+        return [c for c in launch.tuner.configs
+                if fits({**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}, args)]
     if table is None or "HEAD" not in launch.constexprs:
         return list(launch.tuner.configs)
     listed = {config_label(c) for c in table.get(int(launch.constexprs["HEAD"]), ())}
     return [c for c in launch.tuner.configs if config_label(c) in listed]
 
 
-def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
-                  first_config_only: bool = False,
-                  on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
-    """Compile every kernel launch x autotune config x dtype x sample shapes for each architecture."""
+def check_attention_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
+                            on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
+    """Compile the masked-attention kernels' launches (:func:`attention_launches`) with every
+    configuration they may run (:func:`candidate_configs`) for each architecture; the rows carry
+    the channel tile (``shapes`` = "C=<channels>") and the SASS counts."""
+    _check_ready()
+    reports: List[BuildReport] = []
+    for dtype in dtypes:
+        for launch in (launch for kind in shapes for launch in attention_launches(dtype, kind)):
+            c = next(a for n, a in zip(launch.tuner.fn.arg_names, launch.args) if n == "C")
+            for arch in archs:
+                for config in candidate_configs(launch):
+                    report = compile_launch(launch, config, arch)
+                    report.shapes = f"C={c}" + ("" if launch.constexprs.get("MASK_ROWS", True) else " BxC mask")
+                    reports.append(report)
+                    if on_report is not None:
+                        on_report(report)
+    return reports
+
+
+def _check_ready() -> None:
     if not HAS_TRITON:
         raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
     if interpreting():
         raise InvalidInputError("unset TRITON_INTERPRET: under the interpreter the kernels carry only the CPU config")
+
+
+def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
+                  first_config_only: bool = False,
+                  on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
+    """Compile every kernel launch x autotune config x dtype x sample shapes for each architecture."""
+    _check_ready()
     reports: List[BuildReport] = []
     for dtype in dtypes:
         for launch in (launch for kind in shapes for launch in sample_launches(dtype, kind)):
@@ -317,5 +347,5 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
 
 
 __all__ = ["ARCHS", "ATTENTION_SHAPES", "SASS_OPCODES", "SHAPES", "SHARED_LIMIT", "BuildReport", "attention_launches",
-           "candidate_configs", "check_kernels", "compile_launch", "parse_arch", "resource_usage", "sample_launches",
+           "candidate_configs", "check_attention_kernels", "check_kernels", "compile_launch", "parse_arch", "resource_usage", "sample_launches",
            "sass_counts"]

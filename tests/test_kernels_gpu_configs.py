@@ -27,13 +27,18 @@ def _families():
     from kernels.masked_attention.triton_common import table_configs
     from kernels.scale_fusion import triton_fusion, triton_projection
 
-    # the one-tile kernels share their tile names (BLOCK_M, BLOCK_N): each configuration of any of
-    # their tables is forced on the forward and every backward kernel at once
-    one_tile = table_configs({0: [*triton_forward.FWD_CONFIGS, *triton_backward.BWD_CONFIGS]})
+    # the one-tile kernels share their tile names (BLOCK_M, BLOCK_N): each tile of any of their tables
+    # is forced on the forward and every backward kernel at once (warps / stages do not change the
+    # interpreter's arithmetic: one run per distinct tile), on a symmetric-backward case (C = 24)
+    # and a split-backward one (C = 200)
+    tiles = {(c["BLOCK_M"], c["BLOCK_N"]): c for c in table_configs(
+        {0: [*triton_forward.FWD_CONFIGS, *triton_backward.BWD_CONFIGS]})}
+    one_tile_cases = [c for c in ATTENTION_CASES if c[3] <= 256][:2]
     return [
-        ("attention", [triton_forward, triton_backward], one_tile, [c for c in ATTENTION_CASES if c[3] <= 256],
+        ("attention", [triton_forward, triton_backward], list(tiles.values()), one_tile_cases,
          attention_errors, ("y", "dx", "dm"), 1e-4),
-        ("attention_tiled", [triton_tiled], triton_tiled._GPU_CONFIGS, [c for c in ATTENTION_CASES if c[3] > 256],
+        ("attention_tiled", [triton_tiled], table_configs({0: triton_tiled._GPU_CONFIGS + triton_tiled._DKV_CONFIGS}),
+         [c for c in ATTENTION_CASES if c[3] > 256],
          attention_errors, ("y", "dx", "dm"), 1e-4),
         ("weighted_sum", [triton_fusion], triton_fusion._GPU, WSUM_CASES, _wsum_errors, ("fwd", "bwd"), 1e-5),
         ("projection", [triton_projection], triton_projection._GPU, PROJECTION_CASES, projection_errors,

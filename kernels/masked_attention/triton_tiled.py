@@ -31,20 +31,26 @@ from kernels.autotune import autotune, bucket, make_pruner
 
 LOG2E = 1.4426950408889634
 
-# Chosen with the ahead-of-time compile check (benchmarks/compile_kernels.py, sm_90, N = 2048,
-# C = 256): every config but the last compiles the three kernels without register spills in
-# float16/bfloat16; in float32 the first, second and fourth do too (the third spills 16 bytes in
-# the dQ kernel). The last (larger tiles for the tensor cores) spills 80 bytes in the half
-# dK/dV kernel and 0.5-0.9 KiB in float32. The autotuner times at most two per key (_PRUNE:
-# value tile by C, no spilling config in float32, shared memory within the device). At ragged
-# sizes (N = 100, C = 200) float32 tiles spill more. BLOCK_DV = 256 covers C = 256 in one
-# program, so the logits are computed once per query block, not once per output-channel block.
+# Chosen with the ahead-of-time compile check (benchmarks/compile_kernels.py, sm_90). This path
+# serves 16-bit inputs with C > 256 and, on a GPU, float32 with C > 64 (triton_attention.one_tile).
+# Value tile 256 above C = 128, 128 below (only float32 gets there); at most two per value tile.
+# Forward / dQ: the 64-row tiles compile to HGMMA in 16-bit without spills; in float32 (IEEE dots,
+# no tensor cores) the 128-row value-128 tile spills 16 bytes in dQ.
 _GPU_CONFIGS = [
     dict(BLOCK_M=64, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=256, num_warps=8, num_stages=2),
     dict(BLOCK_M=64, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=256, num_warps=8, num_stages=2),
     dict(BLOCK_M=128, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=128, num_warps=8, num_stages=2),
     dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=128, num_warps=4, num_stages=2),
-    dict(BLOCK_M=128, BLOCK_N=64, BLOCK_C=64, BLOCK_DV=128, num_warps=8, num_stages=2),
+]
+# dK/dV: its dots have this key block as M (transposed orientation); wgmma needs M = 64 per
+# warpgroup, so the 16-bit tiles have BLOCK_N = 64 (HGMMA only, 240-246 registers, no spill);
+# with BLOCK_N = 32 they fell back to HMMA. In float32 the 64-key tiles spill 64 bytes, so float32
+# keeps 32-key tiles (``_fits_dkv``).
+_DKV_CONFIGS = [
+    dict(BLOCK_M=32, BLOCK_N=64, BLOCK_C=32, BLOCK_DV=256, num_warps=8, num_stages=2),
+    dict(BLOCK_M=32, BLOCK_N=64, BLOCK_C=64, BLOCK_DV=256, num_warps=8, num_stages=2),
+    dict(BLOCK_M=64, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=256, num_warps=8, num_stages=2),
+    dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=32, BLOCK_DV=128, num_warps=4, num_stages=2),
 ]
 # Interpreter: few, larger tiles (its cost is per operation); still several tiles on the test shapes.
 _CPU_CONFIG = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=64, num_warps=4, num_stages=1)
@@ -69,10 +75,17 @@ def _fits(meta: dict, args: dict) -> bool:
     return meta["BLOCK_DV"] == (128 if c <= 128 else 256) and meta["BLOCK_C"] <= bucket(c, 32)
 
 
+def _fits_dkv(meta: dict, args: dict) -> bool:
+    """:func:`_fits`, and 64-key tiles for 16-bit inputs (wgmma), 32-key tiles for float32 (no spill)."""
+    half = args["X"].element_size() == 2
+    return _fits(meta, args) and (meta["BLOCK_N"] == 64) == half
+
+
 #: Not timed in float32: they spill there (compile check, sm_90).
-_FLOAT32_SPILLS = [_GPU_CONFIGS[2], _GPU_CONFIGS[4]]
+_FLOAT32_SPILLS = [_GPU_CONFIGS[2]]
 _PRUNE = make_pruner(tensor_arg="X", shared_bytes=_shared_bytes, programs=_programs, fits=_fits,
                      float32_excluded=_FLOAT32_SPILLS)
+_PRUNE_DKV = make_pruner(tensor_arg="X", shared_bytes=_shared_bytes, programs=_programs, fits=_fits_dkv)
 
 
 @triton.jit
@@ -193,7 +206,7 @@ def _mca_bwd_dq(X, M, DY, LSE, DELTA, DZQ,
              mask=rm[:, None] & (offs_v[None, :] < C))
 
 
-@autotune(_GPU_CONFIGS, _CPU_CONFIG, key=["N_BUCKET", "B_BUCKET", "C"], pruner=_PRUNE)
+@autotune(_DKV_CONFIGS, _CPU_CONFIG, key=["N_BUCKET", "B_BUCKET", "C"], pruner=_PRUNE_DKV)
 @triton.jit
 def _mca_bwd_dkv(X, M, DY, LSE, DELTA, DV, DZK,
                  sxb, sxn, sxc, smb, smn, smc, sgb, sgn, sgc,
@@ -217,20 +230,27 @@ def _mca_bwd_dkv(X, M, DY, LSE, DELTA, DV, DZK,
         rm = offs_m < N
         lse2 = tl.load(LSE + b * N + offs_m, mask=rm, other=0.0) * 1.4426950408889634
         delta = tl.load(DELTA + b * N + offs_m, mask=rm, other=0.0)
-        s = _logits_tile(xb, mb, sxn, sxc, smn, smc, offs_m, offs_n, N, C, BLOCK_M, BLOCK_N, BLOCK_C, IEEE)
-        p = tl.where(rm[:, None] & rn[None, :], tl.exp2(s * scale_log2 - lse2[:, None]), 0.0)
+        # transposed orientation (this block's keys are the dots' rows, M = BLOCK_N): S^T = Z_n Z_m^T,
+        # so no P^T operand is formed (a transposed 32-row P fell back to mma.sync on sm_90)
+        st = _logits_tile(xb, mb, sxn, sxc, smn, smc, offs_n, offs_m, N, C, BLOCK_N, BLOCK_M, BLOCK_C, IEEE)
+        pt = tl.where(rn[:, None] & rm[None, :], tl.exp2(st * scale_log2 - lse2[None, :]), 0.0)
         lg = rm[:, None] & (offs_v[None, :] < C)
         g = tl.load(gb + offs_m[:, None] * sgn + offs_v[None, :] * sgc, mask=lg, other=0.0)
-        dv += _mm(tl.trans(p).to(g.dtype), g, IEEE)
-        dp = _rows_dot_tile(gb, sgn, sgc, xb, sxn, sxc, offs_m, offs_n, N, C, BLOCK_M, BLOCK_N, BLOCK_C, IEEE)
-        ds = p * (dp - delta[:, None])
+        dv += _mm(pt.to(g.dtype), g, IEEE)
+        dpt = _rows_dot_tile(xb, sxn, sxc, gb, sgn, sgc, offs_n, offs_m, N, C, BLOCK_N, BLOCK_M, BLOCK_C, IEEE)
+        dst = pt * (dpt - delta[None, :])
         z = tl.load(xb + offs_m[:, None] * sxn + offs_v[None, :] * sxc, mask=lg, other=0.0)
         z = z * tl.load(mb + offs_m[:, None] * smn + offs_v[None, :] * smc, mask=lg, other=0.0)
-        dk += _mm(tl.trans(ds).to(z.dtype), z, IEEE)
+        dk += _mm(dst.to(z.dtype), z, IEEE)
     out_mask = rn[:, None] & (offs_v[None, :] < C)
     base = b * N * C + offs_n[:, None] * C + offs_v[None, :]
     tl.store(DV + base, dv, mask=out_mask)
     tl.store(DZK + base, dk * scale, mask=out_mask)
+
+
+# compile_check.candidate_configs: the configurations a launch may run
+_mca_fwd.fits = _mca_bwd_dq.fits = _fits
+_mca_bwd_dkv.fits = _fits_dkv
 
 
 def _mask_view(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
