@@ -21,7 +21,8 @@ from edge_reid.bench.report import write_csv, write_json
 from edge_reid.cli import run_guarded
 from edge_reid.errors import InvalidInputError
 from kernels._triton_utils import TRITON_DTYPES
-from kernels.compile_check import SHAPES, BuildReport, check_attention_kernels, check_kernels, parse_arch
+from kernels.compile_check import SHAPES, BuildReport, check_kernels, parse_arch
+from kernels.compile_check_attention import check_attention_kernels
 
 FIELDS = ["kernel", "config", "dtype", "shapes", "arch", "ok", "seconds", "shared_bytes", "fits", "registers", "spill_bytes",
           "hgmma", "hmma", "gmma_waits", "async_copies", "error"]

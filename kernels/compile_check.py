@@ -107,6 +107,8 @@ def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
     rand = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
     (pb, pc, ph, pw), pout = sizes["projection"]
     maps_shape = sizes["maps"]
+    from kernels.compile_check_attention import attention_launches
+
     launches = attention_launches(dtype, shapes)
     with recording([fusion, proj]) as recorded:
         maps = [rand(*maps_shape) for _ in range(3)]
@@ -119,42 +121,6 @@ def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
     for launch in launches:
         launch.shapes = shapes
     return launches
-
-
-#: Masked-attention sample problems per shape set: the benchmark's channel tiles (C = 256: one
-#: tile, split backward; C = 24: one 32-wide tile, symmetric backward; C = 2048: channel-tiled
-#: kernels), batch 2, and a ragged one.
-ATTENTION_SHAPES: Dict[str, List[Tuple[int, int, int]]] = {
-    "spec": [(2, 2048, 256), (2, 4096, 24), (2, 2048, 2048)],
-    "odd": [(2, 100, 200)],
-}
-
-
-def attention_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
-    """The masked-attention kernels' launches (forward and backward, B x C and B x N x C masks) at
-    :data:`ATTENTION_SHAPES`, recorded from the real wrappers on CPU tensors."""
-    from kernels.masked_attention import triton_backward, triton_forward, triton_tiled
-    from kernels.masked_attention.triton_attention import mca_backward, mca_forward
-
-    g = torch.Generator().manual_seed(1)
-    with recording([triton_forward, triton_backward, triton_tiled]) as launches:
-        for b, n, c in ATTENTION_SHAPES[shapes]:
-            x = torch.randn(b, n, c, generator=g).to(dtype)
-            for mask_shape in ((b, c), (b, n, c)):
-                mask = (torch.rand(mask_shape, generator=g) > 0.5).to(dtype)
-                y, lse = mca_forward(x, mask, c ** -0.5)
-                mca_backward(torch.randn(b, n, c, generator=g).to(dtype), x, mask, y, lse, c ** -0.5)
-    unique: Dict[Tuple, Launch] = {}
-    for launch in launches:  # the two masks give the same forward: compile it once
-        key = (launch.name, tuple(_arg_key(a) for a in launch.args), tuple(sorted(launch.constexprs.items())))
-        unique.setdefault(key, launch)
-    return list(unique.values())
-
-
-def _arg_key(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return (tuple(value.shape), tuple(value.stride()), value.dtype)
-    return value
 
 
 def _signature(launch: Launch, config: Any) -> Tuple[Dict[str, str], Dict[str, Any], Dict[Tuple[int, ...], list]]:
@@ -300,26 +266,6 @@ def candidate_configs(launch: Launch) -> List[Any]:
     return [c for c in launch.tuner.configs if config_label(c) in listed]
 
 
-def check_attention_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
-                            on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
-    """Compile the masked-attention kernels' launches (:func:`attention_launches`) with every
-    configuration they may run (:func:`candidate_configs`) for each architecture; the rows carry
-    the channel tile (``shapes`` = "C=<channels>") and the SASS counts."""
-    _check_ready()
-    reports: List[BuildReport] = []
-    for dtype in dtypes:
-        for launch in (launch for kind in shapes for launch in attention_launches(dtype, kind)):
-            c = next(a for n, a in zip(launch.tuner.fn.arg_names, launch.args) if n == "C")
-            for arch in archs:
-                for config in candidate_configs(launch):
-                    report = compile_launch(launch, config, arch)
-                    report.shapes = f"C={c}" + ("" if launch.constexprs.get("MASK_ROWS", True) else " BxC mask")
-                    reports.append(report)
-                    if on_report is not None:
-                        on_report(report)
-    return reports
-
-
 def _check_ready() -> None:
     if not HAS_TRITON:
         raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
@@ -346,6 +292,5 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
     return reports
 
 
-__all__ = ["ARCHS", "ATTENTION_SHAPES", "SASS_OPCODES", "SHAPES", "SHARED_LIMIT", "BuildReport", "attention_launches",
-           "candidate_configs", "check_attention_kernels", "check_kernels", "compile_launch", "parse_arch", "resource_usage", "sample_launches",
+__all__ = ["ARCHS", "SASS_OPCODES", "SHAPES", "SHARED_LIMIT", "BuildReport", "candidate_configs", "check_kernels", "compile_launch", "parse_arch", "resource_usage", "sample_launches",
            "sass_counts"]

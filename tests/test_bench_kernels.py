@@ -23,15 +23,10 @@ def test_without_a_gpu_it_says_so_and_exits_0(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.gpu
 def test_quick_gpu_run_writes_every_row(tmp_path: Path) -> None:
-    assert _script().main(["--quick", "--per-config", "--dtype", "float32", "bfloat16", "--out", str(tmp_path)]) == 0
+    assert _script().main(["--quick", "--dtype", "float32", "bfloat16", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "bench_kernels.json").read_text())["rows"]
     ops = [r["op"] for r in rows]
     assert ops.count("masked_attention_fwd_bwd") == 4  # 2 quick shapes x 2 dtypes
-    from kernels.masked_attention import triton_backward, triton_forward
-    from kernels.masked_attention.triton_common import table_configs
-
-    configs = table_configs({0: [*triton_forward.FWD_CONFIGS, *triton_backward.BWD_CONFIGS]})
-    assert sum(op.startswith("masked_attention_fwd_bwd config") for op in ops) == 2 * len(configs)
     for path in ("reference", "compiled", "triton", "sdpa"):  # one row per path, shape and dtype
         assert ops.count(f"masked_attention_fwd_bwd path={path}") == 4
     summary = [r for r in rows if r["op"] == "masked_attention_fwd_bwd"]

@@ -101,7 +101,8 @@ def test_attention_bf16_sm90_builds_chain_hgmma_without_spills() -> None:
     (C = 256, 24, 2048; both mask kinds), bf16, sm_90: compiles, no spill, shared memory within
     the 227 KiB limit, and every tensor-core dot is wgmma (HGMMA > 0, no HMMA fallback; the
     D = rowsum(dY * Y) kernel has no dot)."""
-    from kernels.compile_check import SHARED_LIMIT, check_attention_kernels
+    from kernels.compile_check import SHARED_LIMIT
+    from kernels.compile_check_attention import check_attention_kernels
 
     reports = check_attention_kernels([90], [torch.bfloat16])
     assert {r.kernel for r in reports} == ONE_TILE_SPLIT | TILED | {"triton_backward._bwd_sym"}
@@ -118,7 +119,8 @@ def test_attention_fp16_sm87_every_launch_has_a_fitting_config_without_spills() 
     """Jetson Orin (sm_87, 163 KiB per block, no wgmma): for every launch at least one of its
     candidate configurations fits and does not spill (the runtime pruner drops the others by the
     device's shared memory)."""
-    from kernels.compile_check import SHARED_LIMIT, check_attention_kernels
+    from kernels.compile_check import SHARED_LIMIT
+    from kernels.compile_check_attention import check_attention_kernels
 
     reports = check_attention_kernels([87], [torch.float16])
     good = {(r.kernel, r.shapes) for r in reports if r.ok and r.spill_bytes == 0 and r.shared_bytes <= SHARED_LIMIT[87]}
