@@ -103,9 +103,10 @@ def _rows(ptr, offs, sn, offs_c, N, CP, EVEN_C: tl.constexpr):
 
 @triton.jit
 def _epilogue(dz, acc_x, xb, sn, offs_j, b, M, OX, OM, PM, smb, smn, smc, sob, son, somb, somn, dm_row, N, C,
-              HEAD: tl.constexpr, MASK_ROWS: tl.constexpr, ADD_PM: tl.constexpr):
+              HEAD: tl.constexpr, MASK_ROWS: tl.constexpr, ADD_PM: tl.constexpr, ROWS16: tl.constexpr):
     """OX_j = acc_x + dZ_j * M_j and OM_j = dZ_j * X_j (+ PM_j when ADD_PM), dz already scaled;
-    a B x C mask gets the block's sum over its rows at row ``dm_row`` of OM instead. X_j is read
+    a B x C mask gets the block's sum over its rows at row ``dm_row * ROWS16`` of OM instead
+    (ROWS16 = block rows / 16). X_j is read
     again here rather than kept live through the loop (32 registers per thread at HEAD 256)."""
     offs_c = tl.arange(0, HEAD)
     out = (offs_j[:, None] < N) & (offs_c[None, :] < C)
@@ -118,9 +119,13 @@ def _epilogue(dz, acc_x, xb, sn, offs_j, b, M, OX, OM, PM, smb, smn, smc, sob, s
         if ADD_PM:
             dm += tl.load(PM + b * sob + offs_j[:, None] * son + offs_c[None, :], mask=out, other=0.0)
         tl.store(OM + b * somb + offs_j[:, None] * somn + offs_c[None, :], dm.to(OM.dtype.element_ty), mask=out)
-    else:
+    else:  # the block's sum in the first of its BLOCK/16 rows, zeros in the others: every config
+        # writes every row of the buffer, so the autotuner's trial runs leave nothing stale
         dm = tl.sum(tl.where(out, dm, 0.0), 0)
-        tl.store(OM + b * somb + dm_row * somn + offs_c, dm.to(OM.dtype.element_ty), mask=offs_c < C)
+        r = tl.arange(0, ROWS16)
+        part = tl.where(r[:, None] == 0, dm[None, :], 0.0)
+        tl.store(OM + b * somb + (dm_row * ROWS16 + r)[:, None] * somn + offs_c[None, :],
+                 part.to(OM.dtype.element_ty), mask=offs_c[None, :] < C)
 
 
 @autotune(table_configs(SYM_TABLE), _CPU, key=_KEY, pruner=_pruner(SYM_TABLE, sym_shared_bytes, lambda m: m["BLOCK_N"]))
@@ -157,7 +162,7 @@ def _bwd_sym(X, Z, DY, LSE, D, M, DX, DM, sb, sn, smb, smn, smc, sdb, sdn, sdmb,
         dz = tl.dot(g.to(zi.dtype), zi, dz, input_precision=PREC)
         dv = tl.dot(pt_ij.to(gi.dtype), gi, dv, input_precision=PREC)
     _epilogue(dz * scale, dv, xb, sn, offs_j, b, M, DX, DM, DM, smb, smn, smc, sdb, sdn, sdmb, sdmn, pid_j, N, C,
-              HEAD, MASK_ROWS, False)
+              HEAD, MASK_ROWS, False, BLOCK_N // 16)
 
 
 @autotune(table_configs(DKV_TABLE), _CPU, key=_KEY,
@@ -189,7 +194,7 @@ def _bwd_dkv(X, Z, DY, LSE, D, M, DXP, DMP, sb, sn, smb, smn, smc, sdb, sdn, sdm
         dst = pt * (dpt - d_i[None, :])
         dk = tl.dot(dst.to(zi.dtype), zi, dk, input_precision=PREC)
     _epilogue(dk * scale, dv, xb, sn, offs_j, b, M, DXP, DMP, DMP, smb, smn, smc, sdb, sdn, sdmb, sdmn, pid_j, N, C,
-              HEAD, MASK_ROWS, False)
+              HEAD, MASK_ROWS, False, BLOCK_N // 16)
 
 
 @autotune(table_configs(DQ_TABLE), _CPU, key=_KEY, pruner=_pruner(DQ_TABLE, dq_shared_bytes, lambda m: m["BLOCK_M"]))
@@ -221,7 +226,7 @@ def _bwd_dq(X, Z, DY, LSE, D, M, DXP, DMP, DX, DM, sb, sn, smb, smn, smc, sdb, s
     part = (offs_i[:, None] < N) & (offs_c[None, :] < C)
     dxp = tl.load(DXP + b * sdb + offs_i[:, None] * sdn + offs_c[None, :], mask=part, other=0.0)
     _epilogue(dq * scale, dxp, xb, sn, offs_i, b, M, DX, DM, DMP, smb, smn, smc, sdb, sdn, sdmb, sdmn,
-              dm_row0 + pid_i, N, C, HEAD, MASK_ROWS, True)
+              dm_row0 // (BLOCK_M // 16) + pid_i, N, C, HEAD, MASK_ROWS, True, BLOCK_M // 16)
 
 
 # The tile tables travel with the kernels (kernels/compile_check.py compiles the listed configs per HEAD).
@@ -246,8 +251,11 @@ def onetile_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor
     _delta[rows_m](gp, out, d, gp.stride(0), gp.stride(1), out.stride(0), out.stride(1), N, C, **keys, HEAD=head)
     dx = torch.empty((B, N, C), dtype=x.dtype, device=x.device)
     mask_rows = mask.dim() == 3
+    # a B x C mask: per-block partial sums, BLOCK / 16 rows per block (tiles <= 128 rows), one half
+    # for the dK/dV (or symmetric) kernel, one for the dQ kernel
+    half = triton.cdiv(N, 128) * 8
     dm = (torch.empty((B, N, C), dtype=x.dtype, device=x.device) if mask_rows
-          else torch.zeros((B, 2 * triton.cdiv(N, 16), C), dtype=torch.float32, device=x.device))
+          else torch.zeros((B, 2 * half, C), dtype=torch.float32, device=x.device))
     shared = (m3.stride(0), m3.stride(1), m3.stride(2), dx.stride(0), dx.stride(1), dm.stride(0), dm.stride(1))
     flags = dict(HEAD=head, EVEN_C=cp == head, MASK_ROWS=mask_rows, PREC=dot_precision(x.dtype))
     if head <= SYMMETRIC_MAX_HEAD:
@@ -260,7 +268,7 @@ def onetile_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor
         _bwd_dkv[rows_n](xp, zp, gp, lse, d, m3, dxp, dmp, xp.stride(0), xp.stride(1), *part,
                          N, C, cp, scale, scale * LOG2E, **keys, **flags)
         _bwd_dq[rows_m](xp, zp, gp, lse, d, m3, dxp, dmp, dx, dm, xp.stride(0), xp.stride(1), *shared,
-                        0 if mask_rows else dm.shape[1] // 2, N, C, cp, scale, scale * LOG2E, **keys, **flags)
+                        0 if mask_rows else half, N, C, cp, scale, scale * LOG2E, **keys, **flags)
     if not mask_rows:
         dm = dm.sum(1).to(x.dtype)
     return dx, dm

@@ -109,5 +109,19 @@ def table_pruner(table: Mapping[int, Sequence[dict]], shared_bytes: Callable[[Di
     return prune
 
 
+def skip_before_hopper(pruner: Callable[..., List[Any]], configs: Iterable[Mapping[str, Any]]) -> Callable[..., List[Any]]:
+    """``pruner`` that first drops ``configs`` on CUDA devices older than sm_90 (they spill there:
+    the compile check for sm_87 reads 8-16 bytes of spill where sm_90's wgmma code has none)."""
+    labels = {config_label(c) for c in configs}
+
+    def prune(candidates: Sequence[Any], named_args: Dict[str, Any], **kwargs: Any) -> List[Any]:
+        ref = named_args.get("X")
+        if ref is not None and ref.device.type == "cuda" and torch.cuda.get_device_capability(ref.device)[0] < 9:
+            candidates = [c for c in candidates if config_label(c) not in labels] or list(candidates)
+        return pruner(candidates, named_args, **kwargs)
+
+    return prune
+
+
 __all__ = ["FLOAT32_MAX_HEAD", "LOG2E", "MAX_HEAD", "ROW_ALIGN", "SYMMETRIC_MAX_HEAD", "aligned_rows", "dot_precision", "head_tile",
-           "padded_channels", "prepare", "table_configs", "table_pruner"]
+           "padded_channels", "prepare", "skip_before_hopper", "table_configs", "table_pruner"]
