@@ -11,7 +11,7 @@ Both never materialise the N x N matrix: peak extra memory O(N C).
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -19,22 +19,26 @@ from kernels._triton_utils import interpreting
 from kernels.masked_attention.triton_common import FLOAT32_MAX_HEAD, MAX_HEAD, head_tile
 
 
-def one_tile(channels: int, dtype: torch.dtype) -> bool:
+def one_tile(channels: int, dtype: torch.dtype, device: Optional[torch.device] = None) -> bool:
     """Whether C channels of ``dtype`` go to the one-tile kernels (else the channel-tiled ones).
 
     16-bit inputs up to C = 256. float32 runs its dots as three TF32 products (tf32x3), which
     triples the operand tiles: above HEAD = :data:`FLOAT32_MAX_HEAD` the one-tile kernels exceed
-    the shared memory and spill (compile check, sm_90), so wider float32 takes the channel-tiled
-    IEEE kernels on a GPU. The interpreter has neither limit and checks the one-tile kernels'
-    arithmetic in float32 at every HEAD."""
+    the shared memory and spill on sm_90, and before sm_90 (mma.sync) the symmetric backward
+    spills 1.6 KiB even at HEAD 32 (compile check), so float32 takes the channel-tiled IEEE
+    kernels there. The interpreter has neither limit and checks the one-tile kernels' arithmetic
+    in float32 at every HEAD."""
     if int(channels) > MAX_HEAD:
         return False
-    return dtype != torch.float32 or interpreting() or head_tile(channels) <= FLOAT32_MAX_HEAD
+    if dtype != torch.float32 or interpreting():
+        return True
+    hopper = device is None or device.type != "cuda" or torch.cuda.get_device_capability(device)[0] >= 9
+    return hopper and head_tile(channels) <= FLOAT32_MAX_HEAD
 
 
 def mca_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Triton forward: (Y as B x N x C contiguous, natural-log lse as B x N float32)."""
-    if one_tile(x.shape[-1], x.dtype):
+    if one_tile(x.shape[-1], x.dtype, x.device):
         from kernels.masked_attention.triton_forward import onetile_forward
 
         return onetile_forward(x, mask, scale)
@@ -46,7 +50,7 @@ def mca_forward(x: torch.Tensor, mask: torch.Tensor, scale: float) -> Tuple[torc
 def mca_backward(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, out: torch.Tensor,
                  lse: torch.Tensor, scale: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """Triton backward: (dX, dM) with dM shaped like the mask (summed over N for a B x C mask)."""
-    if one_tile(x.shape[-1], x.dtype):
+    if one_tile(x.shape[-1], x.dtype, x.device):
         from kernels.masked_attention.triton_backward import onetile_backward
 
         return onetile_backward(grad_out, x, mask, out, lse, scale)
