@@ -75,7 +75,7 @@ def test_every_path_on_the_gpu_matches_float64(dtype) -> None:
     x, mask, grad = _case(2, 300, 64, "bnc", dtype, "cuda")
     ref = _run(None, x.double(), mask.double(), grad.double())
     tol = 1e-4 if dtype == torch.float32 else 2e-2
-    for path in PATHS:
+    for path in [p for p in PATHS if p != "compiled"]:  # the compiled reference is the reference (CPU test above)
         got = _run(path, x, mask, grad)
         for name, a, r in zip(("y", "dx", "dm"), got, ref):
             assert ((a.double() - r).norm() / r.norm()).item() <= tol, (path, name)

@@ -10,11 +10,13 @@ per warpgroup: wgmma on sm_90, never a transposed P^T operand).
 * HEAD <= 64, ``_bwd_sym`` (the symmetric form; one program per token block j, all blocks i):
   T = Z_j Z_i^T gives both P_ji and P_ij^T, G = dS_ji + dS_ij^T, dZ_j += G Z_i,
   dV_j += P_ij^T dY_i: 5 N^2 C products, no atomics, deterministic.
-* HEAD 128 / 256, FA2's split: ``_bwd_dq`` (per query block: dZ_q, 3 products) then ``_bwd_dkv``
-  (per key block: dV and dZ_k, 4 products) whose epilogue adds dZ_q and writes dX and dM.
+* HEAD 128 / 256, FA2's split: ``_bwd_dkv`` (per key block: dV and dZ_k, 4 products; writes the
+  float32 partials dV + dZ_k M and dZ_k X), then ``_bwd_dq`` (per query block: dZ_q, 3 products)
+  whose epilogue adds its part and writes dX and dM. In this order the dK/dV epilogue holds no
+  third B x HEAD tile (a dZ_q tile there spilled 48-184 bytes at HEAD 256 on sm_90).
 
 The epilogues write dX and dM directly (dM of a B x C mask as per-block partial sums, added up in
-PyTorch over N / 16 rows); the only float32 B x N x C buffer is dZ_q of the split form.
+PyTorch over N / 16 rows); the split form's partials are its only float32 B x N x C buffers.
 """
 
 from __future__ import annotations
