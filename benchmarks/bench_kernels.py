@@ -1,7 +1,7 @@
 """Benchmark the Triton kernels against eager PyTorch and torch.compile (spec: kernels.md).
 
-Per shape: eager, torch.compile and Triton times (attention: also PyTorch's SDPA path and the
-dispatcher's choice, kernels/masked_attention/dispatch.py) (median over CUDA-event windows of several
+Per shape: eager, torch.compile and Triton times (attention: every path of
+kernels/masked_attention/dispatch.py, one row each, and the dispatcher's timed pick) (median over CUDA-event windows of several
 back-to-back calls after warm-up, edge_reid.bench.cuda_timing; forward + backward where the row
 says so, the backward fed fixed random output gradients),
 the ratios, achieved TFLOP/s (attention) or GB/s (weighted sum), and the fraction of the
@@ -27,7 +27,6 @@ from edge_reid.bench.report import write_csv, write_json
 from edge_reid.models.visnet_fusion import ScaleAttentionFusion
 from kernels._triton_utils import TRITON_DTYPES
 from kernels.masked_attention import masked_channel_attention, masked_channel_attention_reference
-from kernels.masked_attention.dispatch import choose_path
 from kernels.masked_attention.reference import attention_flops
 
 #: Dense peaks by GPU name fragment: (HBM bytes/s, dense FP16/BF16 tensor FLOP/s, FP32 non-tensor FLOP/s).
@@ -113,24 +112,34 @@ def _row(op: str, shape: str, t: Dict[str, float], achieved: str = "", fraction:
             "sdpa_ms": sd, "dispatch_ms": t.get("dispatch", float("nan")), "dispatch_path": t.get("path", "")}
 
 
+# --- masked attention: every path, per-path rows, the dispatcher's timed pick (issue 14 item 1) ---
+
+#: Attention paths timed per shape: column name in the summary row -> dispatch path.
+ATTENTION_PATHS = {"eager": "reference", "compile": "compiled", "triton": "triton", "sdpa": "sdpa"}
+
+
 def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
+    """Per shape and dtype: forward + backward of every path (``masked_channel_attention(path=...)``:
+    eager reference, its torch.compile, the Triton kernels, SDPA on (X*M, X*M, X)) and of the
+    default call (the dispatcher, which times the paths itself on first use at a shape class).
+    One row per path (time, algorithmic TFLOP/s, fraction of peak, peak memory), then a summary
+    row with every path's time and the dispatcher's pick."""
+    from kernels.masked_attention.dispatch import pick_path
+    from kernels.masked_attention.op import run_path
+
     for dtype in dtypes:
         for b, n, c in shapes:
             x, mask = _attention_inputs(b, n, c, dtype)
-            compiled = torch.compile(masked_channel_attention_reference)
-            variants = {
-                "eager": lambda: masked_channel_attention_reference(x, mask),
-                "compile": lambda: compiled(x, mask),
-                "triton": lambda: masked_channel_attention(x, mask, path="triton"),
-                "sdpa": lambda: masked_channel_attention(x, mask, path="sdpa"),
-                "dispatch": lambda: masked_channel_attention(x, mask),
-            }
-            times: Dict[str, object] = {"path": choose_path((b, n, c), dtype, "cuda")}
+            label = f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}"
+            variants = {name: (lambda p=path: masked_channel_attention(x, mask, path=p))
+                        for name, path in ATTENTION_PATHS.items()}
+            variants["dispatch"] = lambda: masked_channel_attention(x, mask)
+            times: Dict[str, object] = {}
             mem = {}
             for name, fn in variants.items():
                 try:
                     run = _fwd_bwd(fn, [x, mask])
-                    run()  # compile / autotune first: their buffers are not the op's memory
+                    run()  # compile / autotune / the dispatcher's timing first: their buffers are not the op's
                     torch.cuda.synchronize()
                     torch.cuda.reset_peak_memory_stats()
                     times[name] = cuda_median_ms(run)
@@ -138,26 +147,34 @@ def bench_attention(shapes, dtypes, rows: list, peaks) -> None:
                 except (torch.cuda.OutOfMemoryError, RuntimeError):  # OOM, or no SDPA backend for this shape
                     times[name], mem[name] = float("nan"), float("nan")
                     torch.cuda.empty_cache()
+            times["path"] = pick_path(x, mask.to(dtype), c ** -0.5, lambda p, a, m: run_path(p, a, m, c ** -0.5))
+            for name, path in ATTENTION_PATHS.items():
+                achieved, fraction = _attention_achieved(b, n, c, times[name], dtype, peaks)
+                rows.append(_row(f"masked_attention_fwd_bwd path={path}", label, {"triton": times[name]}, achieved,
+                                 fraction, f"{mem[name]:.0f}"))
             achieved, fraction = _attention_achieved(b, n, c, times["triton"], dtype, peaks)
-            rows.append(_row("masked_attention_fwd_bwd", f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]}", times,
-                             achieved, fraction, " / ".join(f"{k} {v:.0f}" for k, v in mem.items())))
+            rows.append(_row("masked_attention_fwd_bwd", label, times, achieved, fraction,
+                             " / ".join(f"{k} {v:.0f}" for k, v in mem.items())))
 
 
 def bench_attention_configs(shape, dtypes, rows: list, peaks) -> None:
-    """Each GPU autotune configuration alone (kernels.launches.fixed_config): which one wins where."""
+    """Each GPU configuration of the one-tile kernels alone (kernels.launches.fixed_config; forward
+    and backward kernels share their tile names): which one wins where."""
     from triton.runtime.errors import OutOfResources
 
     from kernels.launches import fixed_config
-    from kernels.masked_attention import triton_attention
+    from kernels.masked_attention import triton_backward, triton_forward
+    from kernels.masked_attention.triton_common import table_configs
 
     b, n, c = shape
+    configs = table_configs({0: [*triton_forward.FWD_CONFIGS, *triton_backward.BWD_CONFIGS]})
     for dtype in dtypes:
         x, mask = _attention_inputs(b, n, c, dtype)
-        for i, config in enumerate(triton_attention._GPU_CONFIGS):
+        for i, config in enumerate(configs):
             try:
-                with fixed_config([triton_attention], config):
+                with fixed_config([triton_forward, triton_backward], config):
                     ms = cuda_median_ms(_fwd_bwd(lambda: masked_channel_attention(x, mask, path="triton"), [x, mask]))
-            except OutOfResources:  # e.g. a float32 config's shared memory on a 99 KiB-per-block GPU
+            except (OutOfResources, RuntimeError):  # a tile over this GPU's shared memory, or a compile failure
                 ms = float("nan")
             achieved, fraction = _attention_achieved(b, n, c, ms, dtype, peaks)
             shape_label = f"B{b}xN{n}xC{c} {str(dtype).split('.')[-1]} {config}"

@@ -6,7 +6,8 @@ to local memory (read from the cubin with cuobjdump). A compile error is a row w
 and the exit status is 1. Rows go to a CSV and a JSON file (atomic writes).
 
     python benchmarks/compile_kernels.py [--arch sm90 sm87] [--dtype float32 float16 bfloat16]
-                                         [--shapes spec odd] [--first-config] [--out benchmarks/results]
+                                         [--shapes spec odd] [--first-config] [--only attention]
+                                         [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from edge_reid.cli import run_guarded
 from edge_reid.errors import InvalidInputError
 from kernels._triton_utils import TRITON_DTYPES
 from kernels.compile_check import SHAPES, BuildReport, check_kernels, parse_arch
+from kernels.compile_check_attention import check_attention_kernels
 
 FIELDS = ["kernel", "config", "dtype", "shapes", "arch", "ok", "seconds", "shared_bytes", "fits", "registers", "spill_bytes",
-          "error"]
+          "hgmma", "hmma", "gmma_waits", "async_copies", "error"]
 
 
 def _print_row(r: BuildReport) -> None:
@@ -33,7 +35,8 @@ def _print_row(r: BuildReport) -> None:
     fits = "fits" if r.fits else "TOO MUCH SHARED MEMORY"
     spill = "?" if r.spill_bytes is None else r.spill_bytes
     print(f"sm_{r.arch} {r.dtype:4s} {r.shapes:4s} {r.kernel:28s} {r.config:50s} {r.seconds:5.1f} s  shared "
-          f"{r.shared_bytes / 1024:6.1f} KiB ({fits})  regs {r.registers}  spill {spill} B", flush=True)
+          f"{r.shared_bytes / 1024:6.1f} KiB ({fits})  regs {r.registers}  spill {spill} B  "
+          f"HGMMA {r.hgmma} HMMA {r.hmma} waits {r.gmma_waits}", flush=True)
 
 
 def write_reports(reports: List[BuildReport], out_dir: Path) -> None:
@@ -49,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
     unknown = [d for d in args.dtype if d not in TRITON_DTYPES]
     if unknown:
         raise InvalidInputError(f"unknown dtype {unknown[0]!r}; choose from {', '.join(TRITON_DTYPES)}")
-    reports = check_kernels(archs, [TRITON_DTYPES[d] for d in args.dtype], shapes=args.shapes,
-                            first_config_only=args.first_config, on_report=_print_row)
+    dtypes = [TRITON_DTYPES[d] for d in args.dtype]
+    if args.only == "attention":
+        reports = check_attention_kernels(archs, dtypes, shapes=args.shapes, on_report=_print_row)
+    else:
+        reports = check_kernels(archs, dtypes, shapes=args.shapes, first_config_only=args.first_config,
+                                on_report=_print_row)
     write_reports(reports, Path(args.out))
     failed = [r for r in reports if not r.ok]
     spilled = [r for r in reports if r.ok and r.spill_bytes]
@@ -69,6 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--shapes", nargs="+", default=["spec"], choices=sorted(SHAPES),
                     help="sample sizes: spec (the benchmark shapes) and/or odd (ragged tiles); default spec")
     ap.add_argument("--first-config", action="store_true", help="only each kernel's first autotune config")
+    ap.add_argument("--only", choices=["attention"], default=None,
+                    help="attention: only the masked-attention kernels, every configuration each launch may run "
+                         "(the tile table's row for its channel tile), with HGMMA / HMMA counts")
     ap.add_argument("--out", default="benchmarks/results", help="folder for compile_kernels.csv/.json")
     args = ap.parse_args(argv)
     return run_guarded(lambda: run(args), prog="compile_kernels.py")

@@ -72,6 +72,10 @@ class BuildReport:
     spill_bytes: Optional[int] = None
     fits: Optional[bool] = None
     error: Optional[str] = None
+    hgmma: Optional[int] = None  # SASS instruction counts (cuobjdump --dump-sass), see sass_counts
+    hmma: Optional[int] = None
+    gmma_waits: Optional[int] = None
+    async_copies: Optional[int] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -80,20 +84,19 @@ class BuildReport:
 #: Sample problem sizes: the spec's benchmark shapes (batch 2) and odd ones (ragged tiles, no
 #: divisibility by 16), which the JIT specializes differently.
 SHAPES: Dict[str, Dict[str, Any]] = {
-    "spec": {"attention": (2, 2048, 256), "maps": (2, 2048, 8, 4), "projection": ((2, 1024, 16, 8), 2048)},
-    "odd": {"attention": (2, 100, 200), "maps": (2, 48, 15, 7), "projection": ((2, 40, 45, 21), 24)},
+    "spec": {"maps": (2, 2048, 8, 4), "projection": ((2, 1024, 16, 8), 2048)},
+    "odd": {"maps": (2, 48, 15, 7), "projection": ((2, 40, 45, 21), 24)},
 }
 
 
 def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
-    """Every launch the three kernel families make, on CPU tensors of ``dtype`` (nothing runs on a GPU).
+    """Every launch the kernel families make, on CPU tensors of ``dtype`` (nothing runs on a GPU).
 
-    ``shapes`` picks :data:`SHAPES`: "spec" (N = 2048, C = 256; VisNet at 256x128: stage 3 with
-    1024 channels at 16 x 8 projected to 2048 x 8 x 4 maps) or
+    ``shapes`` picks :data:`SHAPES`: "spec" (VisNet at 256x128: stage 3 with 1024 channels at
+    16 x 8 projected to 2048 x 8 x 4 maps; the attention shapes of :data:`ATTENTION_SHAPES`) or
     "odd" (N = 100, C = 200, a 15 x 7 map, an odd resize factor) so that the masked edges and the
     single-tap projection are compiled as well.
     """
-    from kernels.masked_attention import triton_attention as mca
     from kernels.scale_fusion import triton_fusion as fusion
     from kernels.scale_fusion import triton_projection as proj
 
@@ -102,20 +105,19 @@ def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
     sizes = SHAPES[shapes]
     g = torch.Generator().manual_seed(0)
     rand = lambda *s: torch.randn(*s, generator=g).to(dtype)  # noqa: E731
-    b, n, c = sizes["attention"]
     (pb, pc, ph, pw), pout = sizes["projection"]
     maps_shape = sizes["maps"]
-    with recording([mca, fusion, proj]) as launches:
-        x = rand(b, n, c)
-        mask = (torch.rand(b, n, c, generator=g) > 0.5).to(dtype)
-        y, lse = mca.mca_forward(x, mask, c ** -0.5)
-        mca.mca_backward(rand(b, n, c), x, mask, y, lse, c ** -0.5)
+    from kernels.compile_check_attention import attention_launches
+
+    launches = attention_launches(dtype, shapes)
+    with recording([fusion, proj]) as recorded:
         maps = [rand(*maps_shape) for _ in range(3)]
         w = torch.rand(maps_shape[0], 3, generator=g).to(dtype)
         fusion.wsum_forward(maps, w)
         fusion.wsum_backward(maps, w, rand(*maps_shape), rand(*maps_shape[:2]))
         proj.projection_forward(rand(pb, pc, ph, pw), rand(pout, pc), rand(pout), rand(pout),
                                 (maps_shape[2], maps_shape[3]))
+    launches += recorded
     for launch in launches:
         launch.shapes = shapes
     return launches
@@ -169,18 +171,43 @@ def _launch_dtype(launch: Launch) -> str:
     return _TRITON_TYPES[first.dtype]
 
 
-def resource_usage(cubin: bytes) -> Tuple[Optional[int], Optional[int]]:
-    """(registers per thread, stack + local bytes per thread) of a cubin, read with cuobjdump."""
+def _cuobjdump(cubin: bytes, flag: str) -> Optional[str]:
+    """cuobjdump's output for a cubin (``--dump-resource-usage``, ``--dump-sass``), None without the tool."""
     import triton
 
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     if not os.path.exists(tool):
-        return None, None
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "kernel.cubin")
         with open(path, "wb") as fh:
             fh.write(cubin)
-        out = subprocess.run([tool, "--dump-resource-usage", path], capture_output=True, text=True).stdout
+        return subprocess.run([tool, flag, path], capture_output=True, text=True).stdout
+
+
+#: SASS opcodes counted per build: Hopper's warpgroup MMA (wgmma), the warp-level mma.sync
+#: fallback, the waits on outstanding wgmma groups, and asynchronous global->shared copies
+#: (cp.async LDGSTS, TMA UTMALDG).
+SASS_OPCODES = {"hgmma": r"\bHGMMA\.", "hmma": r"\bHMMA\.", "gmma_waits": r"\bWARPGROUP\.DEPBAR\b",
+                "async_copies": r"\b(?:LDGSTS|UTMALDG)\b"}
+
+
+def sass_counts(cubin: bytes) -> Dict[str, Optional[int]]:
+    """Instruction counts of :data:`SASS_OPCODES` in a cubin's SASS (None each without cuobjdump).
+
+    HGMMA > 0 and HMMA == 0 means every tensor-core dot became wgmma; the ratio of HGMMA to
+    waits is how many are issued back to back before the program waits for them."""
+    sass = _cuobjdump(cubin, "--dump-sass")
+    if sass is None:
+        return {k: None for k in SASS_OPCODES}
+    return {k: len(re.findall(pattern, sass)) for k, pattern in SASS_OPCODES.items()}
+
+
+def resource_usage(cubin: bytes) -> Tuple[Optional[int], Optional[int]]:
+    """(registers per thread, stack + local bytes per thread) of a cubin, read with cuobjdump."""
+    out = _cuobjdump(cubin, "--dump-resource-usage")
+    if out is None:
+        return None, None
     regs = re.search(r"REG:(\d+)", out)
     stack = re.search(r"STACK:(\d+)", out)
     local = re.search(r"LOCAL:(\d+)", out)
@@ -215,21 +242,47 @@ def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:
     report.shared_bytes = int(kernel.metadata.shared)
     report.fits = report.shared_bytes <= SHARED_LIMIT[arch]
     report.registers, report.spill_bytes = resource_usage(kernel.asm["cubin"])
+    for key, count in sass_counts(kernel.asm["cubin"]).items():
+        setattr(report, key, count)
     return report
+
+
+def candidate_configs(launch: Launch) -> List[Any]:
+    """The autotune configurations this launch may run: for a kernel with a tile table
+    (``tuner.tile_table``, HEAD -> configs: the one-tile attention kernels) those listed for the
+    launch's HEAD; for one with a ``tuner.fits(meta, args)`` rule those it accepts for the launch's
+    arguments; else all of the kernel's configurations."""
+    from kernels.autotune import config_label
+
+    table = getattr(launch.tuner, "tile_table", None)
+    fits = getattr(launch.tuner, "fits", None)
+    if fits is not None:
+        args = {**dict(zip(launch.tuner.fn.arg_names, launch.args)), **launch.constexprs}
+        return [c for c in launch.tuner.configs
+                if fits({**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}, args)]
+    if table is None or "HEAD" not in launch.constexprs:
+        return list(launch.tuner.configs)
+    listed = {config_label(c) for c in table.get(int(launch.constexprs["HEAD"]), ())}
+    return [c for c in launch.tuner.configs if config_label(c) in listed]
+
+
+def _check_ready() -> None:
+    if not HAS_TRITON:
+        raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
+    if interpreting():
+        raise InvalidInputError("unset TRITON_INTERPRET: under the interpreter the kernels carry only the CPU config")
 
 
 def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: Sequence[str] = ("spec",),
                   first_config_only: bool = False,
                   on_report: Optional[Callable[[BuildReport], None]] = None) -> List[BuildReport]:
     """Compile every kernel launch x autotune config x dtype x sample shapes for each architecture."""
-    if not HAS_TRITON:
-        raise MissingDependencyError("Triton is not installed; install the project's requirements to compile kernels")
-    if interpreting():
-        raise InvalidInputError("unset TRITON_INTERPRET: under the interpreter the kernels carry only the CPU config")
+    _check_ready()
     reports: List[BuildReport] = []
     for dtype in dtypes:
         for launch in (launch for kind in shapes for launch in sample_launches(dtype, kind)):
-            configs = launch.tuner.configs[:1] if first_config_only else launch.tuner.configs
+            configs = candidate_configs(launch)
+            configs = configs[:1] if first_config_only else configs
             for arch in archs:
                 for config in configs:
                     report = compile_launch(launch, config, arch)
@@ -239,5 +292,5 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
     return reports
 
 
-__all__ = ["ARCHS", "SHAPES", "SHARED_LIMIT", "BuildReport", "check_kernels", "compile_launch", "parse_arch",
-           "resource_usage", "sample_launches"]
+__all__ = ["ARCHS", "SASS_OPCODES", "SHAPES", "SHARED_LIMIT", "BuildReport", "candidate_configs", "check_kernels", "compile_launch", "parse_arch", "resource_usage", "sample_launches",
+           "sass_counts"]

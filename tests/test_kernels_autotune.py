@@ -23,14 +23,16 @@ ATTENTION_SHAPES = [(64, 2048, 256), (8, 8192, 256), (64, 4096, 24), (16, 2048, 
 
 
 def _modules():
-    from kernels.masked_attention import triton_attention
+    from kernels.masked_attention import triton_backward, triton_forward, triton_tiled
     from kernels.scale_fusion import triton_fusion, triton_projection
 
-    return [triton_attention, triton_fusion, triton_projection]
+    return [triton_forward, triton_backward, triton_tiled, triton_fusion, triton_projection]
 
 
 def _attention_args(b: int, n: int, c: int, dtype: torch.dtype) -> dict:
-    return {"X": torch.empty(b, n, c, dtype=dtype), "N": n, "C": c}
+    from kernels.masked_attention.triton_common import head_tile
+
+    return {"X": torch.empty(b, n, c, dtype=dtype), "N": n, "C": c, "HEAD": head_tile(c)}
 
 
 def test_bucket_is_the_next_power_of_two() -> None:
@@ -40,7 +42,8 @@ def test_bucket_is_the_next_power_of_two() -> None:
 
 def test_every_kernel_prunes_buckets_and_caches_on_disk() -> None:
     tuners = {f"{m.__name__}.{k}": t for m in _modules() for k, t in autotuned_kernels(m).items()}
-    assert len(tuners) == 6  # attention fwd, dQ, dK/dV; weighted sum fwd, bwd; projection
+    # one-tile attention fwd, delta, symmetric, dQ, dK/dV; tiled fwd, dQ, dK/dV; weighted sum fwd, bwd; projection
+    assert len(tuners) == 11
     for name, tuner in tuners.items():
         assert tuner.early_config_prune is not None, name
         assert any(k.endswith("_BUCKET") for k in tuner.keys), name
@@ -52,25 +55,48 @@ def test_every_kernel_prunes_buckets_and_caches_on_disk() -> None:
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
 @pytest.mark.parametrize("shape", ATTENTION_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_attention_times_at_most_two_fitting_configs(shape, dtype) -> None:
-    from kernels.masked_attention import triton_attention as ta
+    """One-tile kernels (C <= 256): at most two configurations, all from the tile table's row for the
+    launch's HEAD, within the shared-memory estimate, none that spills in float32. Channel-tiled
+    kernels (C > 256): at most two, value tile 256, no float32 spiller."""
+    from kernels.autotune import DEFAULT_SHARED
+    from kernels.masked_attention import triton_backward as tb
+    from kernels.masked_attention import triton_forward as tf
+    from kernels.masked_attention import triton_tiled as tt
+    from kernels.masked_attention.triton_common import MAX_HEAD
 
     b, n, c = shape
-    tuner = ta._mca_fwd
-    kept = tuner.early_config_prune(tuner.configs, _attention_args(b, n, c, dtype))
+    args = _attention_args(b, n, c, dtype)
+    head, elem = args["HEAD"], torch.empty((), dtype=dtype).element_size()
+    if c <= MAX_HEAD:
+        kernels = [(tf._fwd, tf.FWD_TABLE, tf.fwd_shared_bytes, tf.FWD_FLOAT32_SPILLS)]
+        if head <= 64:
+            kernels.append((tb._bwd_sym, tb.SYM_TABLE, tb.sym_shared_bytes, tb.BWD_FLOAT32_SPILLS))
+        else:
+            kernels += [(tb._bwd_dq, tb.DQ_TABLE, tb.dq_shared_bytes, tb.BWD_FLOAT32_SPILLS),
+                        (tb._bwd_dkv, tb.DKV_TABLE, tb.dkv_shared_bytes, tb.BWD_FLOAT32_SPILLS)]
+        for tuner, table, shared, spills in kernels:
+            kept = tuner.early_config_prune(tuner.configs, args)
+            assert 1 <= len(kept) <= MAX_TRIED
+            labels = {config_label(k) for k in kept}
+            assert labels <= {config_label(k) for k in table[head]}
+            for k in kept:
+                assert shared({**k.kwargs, "num_stages": k.num_stages}, elem, head) <= DEFAULT_SHARED or len(kept) == 1
+            if dtype == torch.float32:
+                assert not labels & {config_label(k) for k in spills} or len(table[head]) == len(spills)
+        return
+    tuner = tt._mca_fwd
+    kept = tuner.early_config_prune(tuner.configs, args)
     assert 1 <= len(kept) <= MAX_TRIED
     labels = {config_label(k) for k in kept}
-    assert labels <= {config_label(k) for k in tuner.configs}
-    for k in kept:
-        assert k.kwargs["BLOCK_DV"] == (128 if c <= 128 else 256)
-        assert k.kwargs["BLOCK_C"] <= max(32, bucket(c))
+    assert all(k.kwargs["BLOCK_DV"] == 256 for k in kept)
     if dtype == torch.float32:
-        assert not labels & {config_label(k) for k in ta._FLOAT32_SPILLS}
+        assert not labels & {config_label(k) for k in tt._FLOAT32_SPILLS}
 
 
 def test_shared_memory_limit_prunes() -> None:
     """With a smaller device limit, configurations above it are never timed; if none fits, the
     smallest one is returned rather than nothing."""
-    from kernels.masked_attention import triton_attention as ta
+    from kernels.masked_attention import triton_tiled as ta
 
     args = _attention_args(2, 2048, 256, torch.float16)
     configs = ta._mca_fwd.configs

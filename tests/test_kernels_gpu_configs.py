@@ -22,15 +22,26 @@ from test_kernels_scale_fusion import WSUM_CASES, _wsum_errors
 
 
 def _families():
-    """(family, kernel module, its GPU configs, cases, error function, error keys, tolerance)."""
-    from kernels.masked_attention import triton_attention
+    """(family, kernel modules, their GPU configs, cases, error function, error keys, tolerance)."""
+    from kernels.masked_attention import triton_backward, triton_forward, triton_tiled
+    from kernels.masked_attention.triton_common import table_configs
     from kernels.scale_fusion import triton_fusion, triton_projection
 
+    # the one-tile kernels share their tile names (BLOCK_M, BLOCK_N): each tile of any of their tables
+    # is forced on the forward and every backward kernel at once (warps / stages do not change the
+    # interpreter's arithmetic: one run per distinct tile), on a symmetric-backward case (C = 24)
+    # and a split-backward one (C = 200)
+    tiles = {(c["BLOCK_M"], c["BLOCK_N"]): c for c in table_configs(
+        {0: [*triton_forward.FWD_CONFIGS, *triton_backward.BWD_CONFIGS]})}
+    one_tile_cases = [c for c in ATTENTION_CASES if c[3] <= 256][:2]
     return [
-        ("attention", triton_attention, triton_attention._GPU_CONFIGS, ATTENTION_CASES, attention_errors,
-         ("y", "dx", "dm"), 1e-4),
-        ("weighted_sum", triton_fusion, triton_fusion._GPU, WSUM_CASES, _wsum_errors, ("fwd", "bwd"), 1e-5),
-        ("projection", triton_projection, triton_projection._GPU, PROJECTION_CASES, projection_errors,
+        ("attention", [triton_forward, triton_backward], list(tiles.values()), one_tile_cases,
+         attention_errors, ("y", "dx", "dm"), 1e-4),
+        ("attention_tiled", [triton_tiled], table_configs({0: triton_tiled._GPU_CONFIGS + triton_tiled._DKV_CONFIGS}),
+         [c for c in ATTENTION_CASES if c[3] > 256],
+         attention_errors, ("y", "dx", "dm"), 1e-4),
+        ("weighted_sum", [triton_fusion], triton_fusion._GPU, WSUM_CASES, _wsum_errors, ("fwd", "bwd"), 1e-5),
+        ("projection", [triton_projection], triton_projection._GPU, PROJECTION_CASES, projection_errors,
          ("fwd", "bwd", "direct"), 1e-4),
     ]
 
@@ -39,18 +50,18 @@ def _measure(family: str) -> dict:
     from kernels.launches import fixed_config
 
     out = {}
-    for name, module, configs, cases, errors, keys, _ in _families():
+    for name, modules, configs, cases, errors, keys, _ in _families():
         if name != family:
             continue
         for i, config in enumerate(configs):
-            with fixed_config([module], config):
+            with fixed_config(modules, config):
                 for case in cases:
                     r = errors(case)
                     out[f"{i}/{case[0]}"] = {"triton": r["triton"], **{k: r[k] for k in keys}}
     return out
 
 
-@pytest.mark.parametrize("family", ["attention", "weighted_sum", "projection"])
+@pytest.mark.parametrize("family", ["attention", "attention_tiled", "weighted_sum", "projection"])
 def test_every_gpu_config_is_exact_under_the_interpreter(family: str) -> None:
     from kernels._triton_utils import HAS_TRITON
 

@@ -24,20 +24,26 @@ def _rel(a: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def _attention(dtype: torch.dtype) -> dict:
+    """C = 40 with a B x C mask (one-tile, symmetric backward) and C = 100 with a B x N x C mask
+    (one-tile, split backward, rows padded to 112): the larger error of the two per output."""
     from kernels import masked_channel_attention, masked_channel_attention_reference
 
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 70, 40, generator=g).to(dtype)
-    m = (torch.rand(3, 40, generator=g) > 0.4).to(dtype)  # a B x C mask
-    grad = torch.randn(3, 70, 40, generator=g).to(dtype)
-    xa, ma = x.clone().requires_grad_(), m.clone().requires_grad_()
-    y = masked_channel_attention(xa, ma)
-    dx, dm = torch.autograd.grad(y, (xa, ma), grad)
-    xr, mr = x.double().requires_grad_(), m.double().requires_grad_()
-    yr = masked_channel_attention_reference(xr, mr)
-    dxr, dmr = torch.autograd.grad(yr, (xr, mr), grad.double())
-    return {"dtype_kept": y.dtype == dx.dtype == dm.dtype == dtype, "y": _rel(y, yr), "dx": _rel(dx, dxr),
-            "dm": _rel(dm, dmr)}
+    out = {"dtype_kept": True, "y": 0.0, "dx": 0.0, "dm": 0.0}
+    for b, n, c, mask_shape in ((3, 70, 40, (3, 40)), (2, 50, 100, (2, 50, 100))):
+        x = (torch.randn(b, n, c, generator=g) * c ** -0.25).to(dtype)
+        m = (torch.rand(mask_shape, generator=g) > 0.4).to(dtype)
+        grad = torch.randn(b, n, c, generator=g).to(dtype)
+        xa, ma = x.clone().requires_grad_(), m.clone().requires_grad_()
+        y = masked_channel_attention(xa, ma)
+        dx, dm = torch.autograd.grad(y, (xa, ma), grad)
+        xr, mr = x.double().requires_grad_(), m.double().requires_grad_()
+        yr = masked_channel_attention_reference(xr, mr)
+        dxr, dmr = torch.autograd.grad(yr, (xr, mr), grad.double())
+        out["dtype_kept"] &= y.dtype == dx.dtype == dm.dtype == dtype
+        for key, a, r in (("y", y, yr), ("dx", dx, dxr), ("dm", dm, dmr)):
+            out[key] = max(out[key], _rel(a, r))
+    return out
 
 
 def _weighted_sum(dtype: torch.dtype) -> dict:

@@ -17,10 +17,16 @@ from kernels import masked_channel_attention, masked_channel_attention_reference
 from kernels._triton_utils import interpreting, use_triton
 from interpreted import run_interpreted
 
-# (name, batch, tokens, channels, mask kind, non-contiguous input)
+# (name, batch, tokens, channels, mask kind, non-contiguous input). Mask kinds: "bc" (B x C),
+# "bnc" (B x N x C), and "*_edges": channel 0 all zero, channel 1 all one, and (B x C) one sample's
+# mask all zero and another's all one. C and N are not multiples of the tiles; the one-tile
+# kernels take C <= 256 under the interpreter (symmetric backward up to HEAD 64, split above).
 FAST_CASES = [
-    ("b3_n45_c24_maskBC", 3, 45, 24, "bc", False),
+    ("b3_n45_c24_maskBC_edges", 3, 45, 24, "bc_edges", False),
     ("b1_n40_c200_maskBNC_transposed", 1, 40, 200, "bnc", True),
+    ("b2_n70_c100_maskBC_edges", 2, 70, 100, "bc_edges", False),
+    ("b2_n33_c56_maskBNC_edges", 2, 33, 56, "bnc_edges", False),
+    ("b1_n20_c300_maskBNC_edges", 1, 20, 300, "bnc_edges", False),  # C > 256: the channel-tiled kernels
 ]
 SLOW_CASES = [
     ("b1_n40_c2048_maskBC", 1, 40, 2048, "bc", False),
@@ -42,8 +48,12 @@ def _make(b: int, n: int, c: int, kind: str, noncontig: bool, seed: int = 0, dty
     else:
         x = torch.randn(b, n, c, generator=g, dtype=dtype)
     x = x * c ** -0.25
-    shape = (b, c) if kind == "bc" else (b, n, c)
+    shape = (b, c) if kind.startswith("bc") else (b, n, c)
     mask = (torch.rand(shape, generator=g) > 0.4).to(dtype)
+    if kind.endswith("_edges"):
+        mask[..., 0], mask[..., 1] = 0, 1
+        if kind.startswith("bc"):
+            mask[0], mask[-1] = 0, 1
     grad = torch.randn(b, n, c, generator=g, dtype=dtype)
     return x, mask, grad
 
@@ -88,7 +98,7 @@ def test_triton_matches_reference_interpreted(interpreted: dict, case) -> None:
     assert r["y"] <= FWD_RTOL, r
     assert r["dx"] <= BWD_RTOL, r
     assert r["dm"] <= BWD_RTOL, r
-    expected = [case[1], case[3]] if case[4] == "bc" else [case[1], case[2], case[3]]
+    expected = [case[1], case[3]] if case[4].startswith("bc") else [case[1], case[2], case[3]]
     assert r["dm_shape"] == expected
 
 
@@ -98,6 +108,30 @@ def test_triton_matches_reference_interpreted_large() -> None:
     res = _run_interpreted(SLOW_CASES)
     for name, r in res.items():
         assert r["triton"] and max(r["y"], r["dx"], r["dm"]) <= FWD_RTOL, (name, r)
+
+
+def _trial_runs_errors() -> dict:
+    """Errors when every launch runs twice into the same output buffers, first with 64-row tiles,
+    then with 128-row ones: what the autotuner does on a GPU (trial runs of each configuration, then
+    the chosen one). The B x C mask's per-block partial sums must not keep stale rows (with one
+    row per block, the 64-row run's third row would survive the 128-row run)."""
+    from kernels.launches import _patched
+    from kernels.masked_attention import triton_backward, triton_forward
+
+    tiles = [dict(BLOCK_M=64, BLOCK_N=64), dict(BLOCK_M=64, BLOCK_N=128)]
+
+    def run(name, tuner, grid, args, constexprs):
+        for meta in tiles:
+            tuner.fn[grid({**constexprs, **meta})](*args, **constexprs, **meta)
+
+    with _patched([triton_forward, triton_backward], run):
+        return {kind: _errors(("trial", 2, 150, c, kind, False)) for kind, c in (("bc_edges", 100), ("bc", 40))}
+
+
+def test_autotuner_trial_runs_leave_no_stale_partial_sums() -> None:
+    res = run_interpreted(__file__, "trial_runs")
+    for kind, r in res.items():
+        assert r["triton"] and max(r["y"], r["dx"], r["dm"]) <= FWD_RTOL, (kind, r)
 
 
 def test_cpu_dispatch_uses_reference_without_interpreter() -> None:
@@ -210,5 +244,8 @@ def test_onnx_export_uses_standard_ops_and_runs(tmp_path) -> None:
 
 if __name__ == "__main__":  # run by the tests above in a TRITON_INTERPRET=1 subprocess
     wanted = set(sys.argv[1:])
+    if wanted == {"trial_runs"}:
+        print(json.dumps(_trial_runs_errors()))
+        sys.exit(0)
     out = {c[0]: _errors(c) for c in FAST_CASES + SLOW_CASES if c[0] in wanted}
     print(json.dumps(out))

@@ -6,7 +6,8 @@ the custom op ``edge_reid::masked_channel_attention_backward``. Both have fake (
 implementations, so torch.compile and torch.export trace them as single nodes. Each dispatches to
 Triton for CUDA tensors (and CPU tensors under TRITON_INTERPRET=1), else to the PyTorch reference.
 During ONNX export the public function calls the reference directly (standard ONNX operators).
-The public function first picks a path (``dispatch.py``: this op, SDPA or the reference).
+The public function first picks a path (``dispatch.py``: this op, SDPA, the reference or its
+torch.compile; on CUDA timed on first use at each shape class).
 """
 
 from typing import Optional, Tuple
@@ -14,7 +15,7 @@ from typing import Optional, Tuple
 import torch
 
 from kernels._triton_utils import use_triton
-from kernels.masked_attention.dispatch import check_path, choose_path, sdpa_attention
+from kernels.masked_attention.dispatch import check_path, compiled_reference, pick_path, sdpa_attention
 from kernels.masked_attention.reference import (
     attention_flops,
     check_inputs,
@@ -78,14 +79,25 @@ def _backward(ctx, grad_out, grad_lse):  # type: ignore[no-untyped-def]
 _mca_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def run_path(path: str, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """Y by one named path (see ``dispatch.PATHS``); mask already in x's dtype."""
+    if path == "sdpa":
+        return sdpa_attention(x, mask, scale)
+    if path == "reference":
+        return masked_channel_attention_reference(x, mask, scale)
+    if path == "compiled":
+        return compiled_reference(x, mask, scale)
+    return _mca_op(x, mask, scale)[0]
+
+
 def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optional[float] = None,
                              path: Optional[str] = None) -> torch.Tensor:
     """Masked-channel attention Y = softmax((X*M)(X*M)^T * scale) X (DCS-Attention).
 
     x: B x N x C; mask: B x N x C or B x C (binary, any dtype; a float mask receives a gradient,
     for the straight-through estimator); scale defaults to 1/sqrt(C). Returns B x N x C.
-    ``path`` ("triton", "sdpa", "reference") forces an implementation; by default
-    ``dispatch.choose_path`` picks one by shape, dtype and device (all give the same result).
+    ``path`` ("triton", "sdpa", "reference", "compiled") forces an implementation; by default
+    ``dispatch.pick_path`` picks one (all give the same result).
     """
     check_inputs(x, mask)
     s = resolve_scale(x.shape[-1], scale)
@@ -95,12 +107,9 @@ def masked_channel_attention(x: torch.Tensor, mask: torch.Tensor, scale: Optiona
         return masked_channel_attention_reference(x, mask, s)
     if mask.dtype != x.dtype:
         mask = mask.to(x.dtype)
-    chosen = check_path(path) if path is not None else choose_path(tuple(x.shape), x.dtype, x.device.type)
-    if chosen == "sdpa":
-        return sdpa_attention(x, mask, s)
-    if chosen == "reference":
-        return masked_channel_attention_reference(x, mask, s)
-    return _mca_op(x, mask, s)[0]
+    chosen = check_path(path) if path is not None else pick_path(
+        x, mask, s, lambda p, a, m: run_path(p, a, m, s))
+    return run_path(chosen, x, mask, s)
 
 
 def _register_flop_formulas() -> None:
