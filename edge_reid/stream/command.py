@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", default=None, metavar="DIR",
                         help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="cosine similarity needed to match an identity (default 0.5)")
+                        help="cosine similarity needed to match an identity (default: calibrated on the enrolment "
+                             "images, see edge_reid/stream/calibration.py; 0.5 without them)")
     parser.add_argument("--detector", default="background", help="person detector: background, hog or onnx_yolo")
     parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
     parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")
@@ -156,6 +157,7 @@ def check_camera_index(meta: Any, mapping: Dict[str, int], sources: Sequence[str
 def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[float],
                  say: Callable[[str], None] = print, camera_id: Optional[int] = None) -> Any:
     """Load a saved gallery, enrol an image folder, or start an empty one."""
+    from edge_reid.stream.calibration import open_set_threshold
     from edge_reid.stream.gallery import DEFAULT_THRESHOLD, Gallery, is_saved_gallery
 
     if folder is not None and is_saved_gallery(folder):
@@ -174,6 +176,11 @@ def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[floa
                                     f"for the enrolment images in {folder}.")
         added = gallery.enrol_folder(folder, embedder, camera_id=camera_id)
         say(f"Enrolled {len(added)} identities from {folder}.")
+        calibrated = open_set_threshold(gallery.vectors, gallery.owners) if threshold is None else None
+        if calibrated is not None:
+            gallery.threshold = calibrated
+            say(f"Open-set threshold {calibrated:.3f}: the 5 % quantile of the enrolment images' leave-one-out "
+                "scores against their own identity (--threshold sets one).")
     else:
         say("Starting with an empty gallery: identities are created from confident tracks.")
     return gallery

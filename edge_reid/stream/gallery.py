@@ -144,6 +144,12 @@ class Gallery:
         self._vectors, self._owners = self._vectors[keep], self._owners[keep]
         self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
 
+    def add_embeddings(self, identity_id: int, embeddings: np.ndarray) -> None:
+        """Add embeddings to an identity (a finished track it was assigned to)."""
+        if identity_id not in self.identities:
+            raise KeyError(identity_id)
+        self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
+
     def _append(self, identity_id: int, vectors: np.ndarray) -> None:
         self._vectors = np.concatenate([self._vectors, vectors], axis=0)
         self._owners = np.concatenate([self._owners, np.full(len(vectors), identity_id, np.int64)])

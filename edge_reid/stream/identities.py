@@ -54,14 +54,16 @@ class IdentityAssigner:
 
     def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.05, switch_after: int = 3,
                  active_gap: int = 2, min_observations: int = 4, min_quality: float = 1.0,
-                 new_identities: bool = True, assign_after: int = 1) -> None:
+                 new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0) -> None:
         if scope not in SCOPES:
             raise InvalidInputError(f"Unknown identity scope '{scope}'; choose {' or '.join(SCOPES)}.")
         self.gallery, self.scope, self.stickiness = gallery, scope, float(stickiness)
         self.switch_after, self.active_gap = max(1, int(switch_after)), int(active_gap)
         self.min_observations, self.min_quality = int(min_observations), float(min_quality)
         self.new_identities, self.assign_after = bool(new_identities), max(1, int(assign_after))
+        self.memory_observations = int(memory_observations)
         self.latest: Dict[str, int] = {}
+        self._was_active: Dict[int, Any] = {}
         self.switches = 0
 
     def active(self, tracks: Iterable[Any]) -> List[Any]:
@@ -73,6 +75,8 @@ class IdentityAssigner:
         """Re-assign after ``camera_id``'s frame ``frame_index``: every active track in scope."""
         self.latest[camera_id] = max(frame_index, self.latest.get(camera_id, frame_index))
         live = self.active(tracks)
+        if self.memory_observations > 0:
+            self._remember(camera_id, live)
         if self.scope == "camera":
             live = [t for t in live if t.camera_id == camera_id]
         if not live:
@@ -124,6 +128,18 @@ class IdentityAssigner:
         count = t.pending.get(proposal, 0) + 1
         t.pending = {proposal: count}
         return proposal if count >= self.switch_after else t.identity
+
+    def _remember(self, camera_id: str, live: List[Any]) -> None:
+        """A track of ``camera_id`` that stopped being active adds its aggregate to its identity."""
+        now = {id(t): t for t in live}
+        for key, t in list(self._was_active.items()):
+            if key in now or t.camera_id != camera_id:
+                continue
+            del self._was_active[key]
+            if t.identity is not None and not t.owns_identity and t.observations >= self.memory_observations \
+                    and t.identity in self.gallery.identities:
+                self.gallery.add_embeddings(t.identity, t.aggregate())
+        self._was_active.update(now)
 
     def _may_create(self, t: Any) -> bool:
         return (self.new_identities and t.observations >= self.min_observations

@@ -54,6 +54,7 @@ class StreamConfig:
     identity_scope: str = "all"      # one-to-one over all cameras' live tracks ("camera": per camera)
     stickiness: float = 0.05         # added to a track's current identity's score in the assignment
     switch_after: int = 3            # assignments in a row another identity must win before a track switches
+    memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
     max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
     tracker_kind: str = DEFAULT_TRACKER  # a TRACKERS name: "appearance" (motion + embeddings) or "bytetrack"
     tracker: Dict[str, Any] = field(default_factory=dict)
@@ -141,7 +142,8 @@ class StreamPipeline:
         cfg = self.config
         self.assigner = IdentityAssigner(gallery, scope=cfg.identity_scope, stickiness=cfg.stickiness,
                                          switch_after=cfg.switch_after, min_observations=cfg.min_observations,
-                                         min_quality=cfg.min_quality, new_identities=cfg.new_identities)
+                                         min_quality=cfg.min_quality, new_identities=cfg.new_identities,
+                                         memory_observations=cfg.memory_observations)
         self.tracks: Dict[Tuple[str, int], TrackState] = {}       # (camera, pipeline track id)
         self._live: Dict[Tuple[str, int], TrackState] = {}        # (camera, tracker id) -> segment
         self._next_track: Dict[str, int] = {}
