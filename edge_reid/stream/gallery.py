@@ -10,7 +10,8 @@ scored 0.68 against walker 1's best enrolment image and 0.66 against its own (ce
 vs 0.71), and walker 4's tracks scored below 0.5 against every one of its own images (centroid
 0.54-0.55), so walker 4 became a new identity.
 
-Default threshold 0.5 (cosine), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
+Default threshold 0.5 (cosine) when nothing calibrates it (`edge-reid stream` calibrates it on the
+enrolment images, :mod:`.calibration`), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
 with the quick-trained VisNet embedder (train/configs/visnet_synthetic_quick.yaml) over ONNX
 Runtime, centroid scoring and the pipeline's appearance split of tracks: at 0.4, 0.45 and 0.5
 every walker kept its own enrolled identity in all its tracks (2 per walker); at 0.55 and 0.6

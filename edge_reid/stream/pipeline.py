@@ -1,24 +1,21 @@
-"""The stream loop: frame -> detect -> track (per camera) -> embed (one batch) -> aggregate -> match.
+"""The stream loop: frame -> detect -> embed (one batch) -> track (per camera) -> aggregate -> assign identities.
 
-Per track, embeddings are aggregated as a quality-weighted mean, re-normalised. The quality of
-a crop is ``confidence x size x sharpness x edge``: size = min(1, crop height / 128 px),
-sharpness = min(1, variance of the Laplacian / 100), edge = 0.3 when the box touches the
-frame border (a person entering or leaving, partly visible). A track's aggregate is matched
-against the gallery after each update; a track that reaches ``min_observations`` embedded crops
-and ``min_quality`` total weight without a match becomes a new identity (enrolled from the
-track, refined while the track lives). Identities are shared by all cameras.
+With the ``appearance`` tracker every detection tall enough is embedded before association
+(the tracker matches by motion and appearance, :mod:`.reid_tracker`); with ``bytetrack`` the
+tracked crops are embedded after it. Per track, the embeddings of crops that overlap no other
+detection are aggregated as a quality-weighted mean, re-normalised; quality = ``confidence x
+size x sharpness x edge``: size = min(1, crop height / 128 px), sharpness = min(1, variance of
+the Laplacian / 100), edge = 0.3 when the box touches the frame border. After every frame the
+live tracks are assigned identities by :class:`~.identities.IdentityAssigner` (per track,
+one-to-one, with hysteresis; unmatched confident tracks become new identities; a finished track
+with ``memory_observations`` crops adds its aggregate to its identity).
 
-Trackers switch people: when one person leaves at a frame edge while another enters there, or
-two people cross, the foreground blobs merge and the tracker carries one track id on to the
-other person. So the pipeline keeps its own track ids (``TrackedBox.track_id``, unique per
-camera): once a track has ``split_min_observations`` interior crops (not touching the frame
-border), an interior crop whose cosine to the track's aggregate is below ``split_similarity``
-(0.5) is held back, and ``split_after`` (4) such crops in a row split the track: a new track,
-seeded with the held-back crops, continues the tracker's track and is matched on its own.
-Measured on the synthetic video with the quick-trained VisNet: same-person interior crops score
-0.86 (median) against their track's aggregate, below 0.5 in runs of at most 2 crops (crossings);
-the crops after the one switch (walker 1 leaving camera 2 at the right edge as walker 3 enters)
-score 0.36-0.52. Split at 3, 4 or 5 crops and at 0.5 or 0.6 gave the same result; 0.4 missed it.
+Under ByteTrack (boxes only) a track can pass from one person to another where two people cross
+or one leaves where another enters, so the pipeline also keeps its own track ids: once a track
+has ``split_min_observations`` interior crops, ``split_after`` interior crops in a row below
+``split_similarity`` cosine to its aggregate split it (a new track, seeded with those crops).
+The appearance tracker does not carry a track on to a different-looking person, so the split
+rarely fires there.
 """
 
 from __future__ import annotations
