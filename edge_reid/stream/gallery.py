@@ -158,14 +158,17 @@ class Gallery:
 
     # ------------------------------------------------------------------ search
 
-    def scores(self, queries: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(identity ids (K,), Q x K score of each query for each identity (see ``scoring``))."""
+    def scores(self, queries: np.ndarray, use_index: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """(identity ids (K,), Q x K score of each query for each identity (see ``scoring``)).
+
+        ``use_index=False``: one numpy product over the same rows (the per-frame identity
+        assignment's few tracks: faiss's threads cost more than such a search on a loaded CPU)."""
         ids = np.array(sorted(self.identities), np.int64)
         q = _normalise(np.atleast_2d(queries), self.meta.embedding_dim)
         if len(ids) == 0:
             return ids, np.zeros((len(q), 0), np.float32)
         index, owners = self._searcher()
-        per_row = index.scores(q)
+        per_row = index.scores(q) if use_index else q @ index.vectors.T
         out = np.full((len(q), len(ids)), -1.0, np.float32)
         column = np.searchsorted(ids, owners)
         np.maximum.at(out.T, column, per_row.T)

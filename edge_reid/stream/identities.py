@@ -84,7 +84,7 @@ class IdentityAssigner:
         self._solve(live)
 
     def _solve(self, live: List[Any]) -> None:
-        ids, sims = self.gallery.scores(np.stack([t.aggregate() for t in live]))
+        ids, sims = self.gallery.scores(np.stack([t.aggregate() for t in live]), use_index=False)
         sims = sims.astype(np.float64)
         column = {int(i): k for k, i in enumerate(ids)}
         owners = {t.identity: t for t in live if t.owns_identity and t.identity is not None}
