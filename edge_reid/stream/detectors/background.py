@@ -12,7 +12,7 @@ Before the filters, boxes side by side with the same vertical extent whose union
 person-shaped (width <= ``join_width`` x height: one person cut in two by a pillar) are joined,
 and a box wider than ``split_width`` x its height (people walking together form one blob) is
 cut into ``round(width / (person_width x height))`` equal columns, each shrunk to its own
-foreground. People in the scenes are 0.23-0.42 times as wide as tall (5-95 %).
+foreground, when that makes at most ``max_people`` columns (a wider blob, a car, is no group). People in the scenes are 0.23-0.42 times as wide as tall (5-95 %).
 
 The confidence is the fill fraction mapped into [0.4, 1] and lowered for boxes cut by the
 frame edge, so the tracker's high/low split and the pipeline's quality weights see partially
@@ -39,7 +39,8 @@ class BackgroundSubtractionDetector(Detector):
     def __init__(self, method: str = "mog2", history: int = 300, var_threshold: float = 24.0,
                  min_height: float = 0.12, min_aspect: float = 1.1, max_aspect: float = 5.0,
                  min_fill: float = 0.2, warmup: int = 2, learning_rate: float = -1.0, bootstrap: int = 5,
-                 join_width: float = 0.45, split_width: float = 0.6, person_width: float = 0.36, **_: Any) -> None:
+                 join_width: float = 0.45, split_width: float = 0.6, person_width: float = 0.36, max_people: int = 4,
+                 **_: Any) -> None:
         if method not in ("mog2", "knn"):
             raise InvalidInputError(f"Unknown background method '{method}'; choose mog2 or knn.")
         self.method, self.history, self.var_threshold = method, int(history), float(var_threshold)
@@ -47,6 +48,7 @@ class BackgroundSubtractionDetector(Detector):
         self.min_fill, self.warmup, self.learning_rate = float(min_fill), int(warmup), float(learning_rate)
         self.bootstrap = int(bootstrap)
         self.join_width, self.split_width, self.person_width = float(join_width), float(split_width), float(person_width)
+        self.max_people = int(max_people)
         self._models: Dict[str, Any] = {}
         self._seen: Dict[str, int] = {}
 
@@ -91,7 +93,8 @@ class BackgroundSubtractionDetector(Detector):
         if self.join_width > 0:
             boxes = _join_side_by_side(boxes, self.join_width)
         if self.split_width > 0:
-            boxes = [part for box in boxes for part in _split_wide(box, mask, self.split_width, self.person_width)]
+            boxes = [part for box in boxes
+                     for part in _split_wide(box, mask, self.split_width, self.person_width, self.max_people)]
         H, W = frame.shape[:2]
         out_boxes, out_scores = [], []
         for x1, y1, x2, y2 in boxes:
@@ -152,7 +155,8 @@ def _join_side_by_side(boxes: List[List[int]], max_width: float) -> List[List[in
     return boxes
 
 
-def _split_wide(box: List[int], mask: np.ndarray, split_width: float, person_width: float) -> List[List[int]]:
+def _split_wide(box: List[int], mask: np.ndarray, split_width: float, person_width: float,
+                max_people: int = 4) -> List[List[int]]:
     """A box wider than ``split_width`` x its height cut into person-wide columns, each shrunk to its
     foreground (see the module docstring); other boxes unchanged."""
     x1, y1, x2, y2 = box
@@ -160,6 +164,8 @@ def _split_wide(box: List[int], mask: np.ndarray, split_width: float, person_wid
     if h <= 0 or w <= split_width * h:
         return [box]
     parts = max(2, int(round(w / (person_width * h))))
+    if parts > max_people:
+        return [box]
     edges = np.linspace(x1, x2, parts + 1).round().astype(int)
     out = []
     for a, b in zip(edges[:-1], edges[1:]):
