@@ -60,6 +60,16 @@ def test_a_different_looking_person_in_the_same_box_gets_a_new_track():
     assert len(before) == 1 and len(after) == 1 and before != after, ids
 
 
+def test_a_person_walking_in_alone_is_reported_from_the_first_frame_a_found_again_one_is_not():
+    tracker = AppearanceTracker(fps=10)
+    assert _ids(tracker.update(_dets(_box(100)), [A])).get(0) is not None
+    for t in range(1, 6):
+        tracker.update(_dets(_box(100 + 5 * t)), [A])
+    # A vanishes; next to where it was lost someone different appears: tentative, not reported yet
+    assert _ids(tracker.update(_dets(_box(132)), [B])).get(0) is None
+    assert _ids(tracker.update(_dets(_box(134)), [B])).get(0) is not None
+
+
 def test_bytetrack_carries_the_track_on_to_the_other_person():
     """The reference behaviour the appearance tracker fixes (boxes only: one id for both)."""
     pytest.importorskip("trackers")

@@ -15,6 +15,9 @@ Per frame (all detections come with an embedding when their crop was big enough)
 4. unmatched detections scored >= ``activation`` start tentative tracks, matched at the next
    frames by the same rules; a tentative track is confirmed after ``min_hits`` hits in a row
    and dropped at its first miss; a confirmed track unseen for ``lost_frames`` frames is removed.
+   With ``confirm_clean`` a new track whose detection overlaps no other detection and has no
+   lost track within its gate (someone walking in, not a person found again) is confirmed at
+   once, so its first frame is reported (on ``hard`` 211 first frames were missing otherwise).
 
 A track's appearance only learns from crops that overlap no other detection (IoU < 0.05):
 a crop with two people in it would pull it towards the other one.
@@ -62,13 +65,13 @@ class AppearanceTracker:
     def __init__(self, fps: float = 10.0, lost_frames: int = 30, activation: float = 0.45, high: float = 0.6,
                  min_iou: float = 0.2, min_hits: int = 2, iou_weight: float = 0.5, min_cosine: float = 0.55,
                  gate: float = 0.6, gate_growth: float = 0.15, max_gate: float = 2.5, momentum: float = 0.8,
-                 **_: float) -> None:
+                 confirm_clean: bool = True, **_: float) -> None:
         scale = max(float(fps or 10.0), 1.0) / 10.0  # frame counts are given for 10 FPS
         self.lost_frames = max(1, int(round(lost_frames * scale)))
         self.activation, self.high, self.min_iou = float(activation), float(high), float(min_iou)
         self.min_hits, self.iou_weight, self.min_cosine = max(1, int(min_hits)), float(iou_weight), float(min_cosine)
         self.gate, self.gate_growth, self.max_gate = float(gate), float(gate_growth) / scale, float(max_gate)
-        self.momentum = float(momentum)
+        self.momentum, self.confirm_clean = float(momentum), bool(confirm_clean)
         self.tracks: List[_Track] = []
         self._next_id = 0
 
@@ -110,12 +113,23 @@ class AppearanceTracker:
         self.tracks = keep
         for i in rest_high:
             if scores[i] >= self.activation:
-                t = _Track(self._next_id, BoxKalman(boxes[i]), confirmed=self.min_hits <= 1)
+                at_once = self.confirm_clean and clean[i] and not self._lost_near(boxes[i])
+                t = _Track(self._next_id, BoxKalman(boxes[i]), confirmed=self.min_hits <= 1 or at_once)
                 self._next_id += 1
                 t.learn(embeddings[i] if clean[i] else None, self.momentum)
                 self.tracks.append(t)
                 matched.append((t, i))
         return sorted((t.track_id, i) for t, i in matched if t.confirmed)
+
+    def _lost_near(self, box: np.ndarray) -> bool:
+        """Whether a confirmed track not seen this frame is within its gate of ``box``'s centre."""
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        for t in self.tracks:
+            if t.confirmed and t.misses > 0:
+                tx, ty, h = t.kalman.centre_height()
+                if np.hypot(tx - cx, ty - cy) <= min(self.max_gate, self.gate + self.gate_growth * t.misses) * h:
+                    return True
+        return False
 
     def _associate(self, tracks: List[_Track], dets: List[int], boxes: np.ndarray,
                    embeddings: List[Optional[np.ndarray]], appearance: bool
