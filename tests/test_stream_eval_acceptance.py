@@ -7,7 +7,7 @@ re-entries) rendered once; background-subtraction detector. ``EDGE_REID_TEST_EMB
 another embedder file to use instead. The floors come from the measurement of the pipeline with
 the appearance tracker, per-track one-to-one identity assignment and the calibrated open-set
 threshold (issue 19's second round), with the main job's ``model_int8_cpu.onnx`` (2-core CPU,
-shared): cross-camera IDF1 0.775, per-camera HOTA 0.514-0.702, MOTA 0.636-0.896 (README,
+shared): cross-camera IDF1 0.779, per-camera HOTA 0.518-0.714, MOTA 0.637-0.910 (README,
 "Camera streams measured like a tracker"; the first round's pipeline measured 0.659, HOTA
 0.390-0.673, MOTA 0.599-0.892). They sit a little below it; they are quality floors, not
 speed limits.
