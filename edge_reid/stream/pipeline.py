@@ -26,15 +26,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from edge_reid.stream.crops import StageTimer, crop_quality
+from edge_reid.stream.crops import int_box as _int_box
 from edge_reid.stream.detectors.base import Detections, Detector
 from edge_reid.stream.gallery import Gallery
 from edge_reid.stream.identities import IdentityAssigner
 from edge_reid.stream.sources import FramePacket, MultiSource
 from edge_reid.stream.motion import iou_matrix
 from edge_reid.stream.tracker import DEFAULT_TRACKER, MultiCameraTracker
-
-STAGES = ("decode", "detect", "track", "embed", "match", "output")
-
 
 @dataclass
 class StreamConfig:
@@ -106,26 +105,6 @@ class TrackedBox:
 class FrameResult:
     packet: FramePacket
     boxes: List[TrackedBox]
-
-
-def crop_quality(crop: np.ndarray, confidence: float, at_edge: bool) -> float:
-    """Weight of one crop in its track's aggregate (see the module docstring)."""
-    import cv2
-
-    size = min(1.0, crop.shape[0] / 128.0)
-    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    sharp = min(1.0, float(cv2.Laplacian(gray, cv2.CV_32F).var()) / 100.0)
-    return float(max(confidence, 0.0) * size * max(sharp, 0.05) * (0.3 if at_edge else 1.0))
-
-
-class StageTimer:
-    """Accumulated seconds per stage."""
-
-    def __init__(self) -> None:
-        self.seconds: Dict[str, float] = {s: 0.0 for s in STAGES}
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
 class StreamPipeline:
@@ -323,11 +302,6 @@ class StreamPipeline:
             "gallery_search": self.gallery.search_backend,
             "sources": source.stats() if source is not None else {},
         }
-
-
-def _int_box(box: np.ndarray, w: int, h: int) -> Tuple[int, int, int, int]:
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
 
 
 def detections_of(result: FrameResult) -> Detections:
