@@ -33,7 +33,7 @@ def measure(scene: str, detector_name: str, out: Path, **options: Any) -> Dict[s
     sources = open_sources(scene_sources(folder))
     cameras = [s.camera_id for s in sources]
     detector = build_detector(detector_name, **options)
-    trackers = MultiCameraTracker(fps=10.0)
+    trackers = MultiCameraTracker("bytetrack", fps=10.0)
     predictions, detect_s, track_s, frames = [], 0.0, 0.0, 0
     for packet in MultiSource(sources):
         t0 = time.perf_counter()

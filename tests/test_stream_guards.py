@@ -137,6 +137,7 @@ def test_read_only_gallery_folder_is_refused_before_starting(tmp_path):
     (["--embed-interval", "0"], "--embed-interval must be at least 1; got 0"),
     (["--embed-interval", "-3"], "--embed-interval must be at least 1; got -3"),
     (["--max-frames", "0"], "--max-frames must be at least 1"),
+    (["--tracker", "sort"], "Unknown tracker 'sort'; known trackers: appearance, bytetrack"),
 ])
 def test_stream_flags_out_of_range_are_one_sentence(tmp_path, capsys, flags, message):
     model = tmp_path / "tiny.onnx"

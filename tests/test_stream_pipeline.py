@@ -1,10 +1,13 @@
-"""Pipeline track aggregation: a tracker track that switches from one person to another (two
-people crossing, or one leaving where another enters) is split by appearance, so each person's
-segment gets its own identity; a track whose appearance stays put is never split."""
+"""Pipeline track aggregation: when the person under a box changes (two people crossing, or one
+leaving where another enters) each person's segment gets its own track and identity: the
+appearance tracker refuses to carry the track on to someone who looks different; under ByteTrack
+(boxes only) the pipeline splits the track by appearance. A track whose appearance stays put
+is never split."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from edge_reid.stream.detectors import build_detector
 from edge_reid.stream.gallery import Gallery
@@ -27,11 +30,11 @@ def _frames(n: int, switch_at: int):
         yield frame
 
 
-def _run(tmp_path, switch_at: int):
+def _run(tmp_path, switch_at: int, tracker: str = "appearance"):
     emb = tiny_embedder(tmp_path / "tiny.onnx")
     gallery = Gallery(emb.meta, threshold=0.9)
     pipeline = StreamPipeline(emb, build_detector("background"), gallery,
-                              StreamConfig(min_observations=2, min_quality=0.1))
+                              StreamConfig(min_observations=2, min_quality=0.1, tracker_kind=tracker))
     per_frame = []
     for t, frame in enumerate(_frames(36, switch_at)):
         result = pipeline.process(FramePacket(frame=frame, camera_id="cam1", frame_index=t, timestamp=t / 10))
@@ -39,19 +42,21 @@ def _run(tmp_path, switch_at: int):
     return pipeline, gallery, per_frame
 
 
-def test_a_track_that_switches_person_is_split_into_two_identities(tmp_path):
-    pipeline, gallery, per_frame = _run(tmp_path, switch_at=18)
-    assert pipeline.splits == 1
+@pytest.mark.parametrize("tracker, splits", [("appearance", 0), ("bytetrack", 1)])
+def test_a_track_that_switches_person_is_split_into_two_identities(tmp_path, tracker, splits):
+    pipeline, gallery, per_frame = _run(tmp_path, switch_at=18, tracker=tracker)
+    assert pipeline.splits == splits
     before = {b for boxes in per_frame[12:17] for b in boxes}
     after = {b for boxes in per_frame[26:36] for b in boxes}
     assert len(before) == 1 and len(after) == 1, (before, after)
     (track_a, ident_a), (track_b, ident_b) = before.pop(), after.pop()
     assert track_a != track_b and ident_a is not None and ident_b is not None and ident_a != ident_b
     assert len(gallery) == 2
-    assert pipeline.summary(1.0)["track_splits"] == 1
+    assert pipeline.summary(1.0)["track_splits"] == splits
 
 
-def test_a_steady_track_is_not_split(tmp_path):
-    pipeline, gallery, per_frame = _run(tmp_path, switch_at=10 ** 6)
+@pytest.mark.parametrize("tracker", ["appearance", "bytetrack"])
+def test_a_steady_track_is_not_split(tmp_path, tracker):
+    pipeline, gallery, per_frame = _run(tmp_path, switch_at=10 ** 6, tracker=tracker)
     assert pipeline.splits == 0
     assert len({b.track_id for b in pipeline.tracks.values()}) == 1 and len(gallery) == 1

@@ -42,13 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", default=None, metavar="DIR",
                         help="gallery folder: a saved gallery, or DIR/<name>/*.jpg to enrol; saved back there")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="cosine similarity needed to match an identity (default 0.5)")
+                        help="cosine similarity needed to match an identity (default: calibrated on the enrolment "
+                             "images, see edge_reid/stream/calibration.py; 0.5 without them)")
     parser.add_argument("--detector", default="background", help="person detector: background, hog or onnx_yolo")
     parser.add_argument("--detector-model", default=None, help="YOLOv5/v8 ONNX file for --detector onnx_yolo")
     parser.add_argument("--out", default=None, help="output folder (default runs/stream-<time>)")
     parser.add_argument("--show", action="store_true", help="show annotated frames in a window (needs a display)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (all cameras)")
-    parser.add_argument("--embed-interval", type=int, default=1, help="embed each track every N-th frame")
+    parser.add_argument("--embed-interval", type=int, default=1,
+                        help="embed every N-th frame of a camera (the appearance tracker uses motion alone between)")
+    parser.add_argument("--tracker", default=None,
+                        help="per-camera tracker: appearance (default: motion + embeddings) or bytetrack (boxes only)")
+    parser.add_argument("--overlapping-cameras", action="store_true",
+                        help="cameras may see the same place: one identity may be in several cameras at once "
+                             "(default: one place at a time, so concurrent tracks in different cameras get "
+                             "different identities)")
     parser.add_argument("--no-new-identities", action="store_true",
                         help="only match the gallery; never create identities from unmatched tracks")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
@@ -156,6 +164,7 @@ def check_camera_index(meta: Any, mapping: Dict[str, int], sources: Sequence[str
 def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[float],
                  say: Callable[[str], None] = print, camera_id: Optional[int] = None) -> Any:
     """Load a saved gallery, enrol an image folder, or start an empty one."""
+    from edge_reid.stream.calibration import open_set_threshold
     from edge_reid.stream.gallery import DEFAULT_THRESHOLD, Gallery, is_saved_gallery
 
     if folder is not None and is_saved_gallery(folder):
@@ -174,6 +183,11 @@ def open_gallery(folder: Optional[Path], embedder: Any, threshold: Optional[floa
                                     f"for the enrolment images in {folder}.")
         added = gallery.enrol_folder(folder, embedder, camera_id=camera_id)
         say(f"Enrolled {len(added)} identities from {folder}.")
+        calibrated = open_set_threshold(gallery.vectors, gallery.owners) if threshold is None else None
+        if calibrated is not None:
+            gallery.threshold = calibrated
+            say(f"Open-set threshold {calibrated:.3f}: the 5 % quantile of the enrolment images' leave-one-out "
+                "scores against their own identity (--threshold sets one).")
     else:
         say("Starting with an empty gallery: identities are created from confident tracks.")
     return gallery
@@ -228,6 +242,10 @@ def check_flags(args: argparse.Namespace) -> None:
 
     if args.threshold is not None:
         check_threshold(args.threshold)
+    if getattr(args, "tracker", None) is not None:
+        from edge_reid.stream.tracker import TRACKERS
+
+        TRACKERS.get(args.tracker)  # an unknown name: one sentence listing the known ones
     for flag, value, low in (("--embed-interval", args.embed_interval, 1), ("--max-frames", args.max_frames, 1),
                              ("--threads", args.threads, 0)):
         if value is not None and value < low:
@@ -288,7 +306,9 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
         print(f"Note: {embedder.meta.model} has one stream for every camera; --infrared changes nothing for it.")
     check_camera_index(embedder.meta, camera_index, [s.camera_id for s in sources])
     config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities,
-                          infrared=set(args.infrared), camera_index=camera_index)
+                          infrared=set(args.infrared), camera_index=camera_index,
+                          identity_scope="camera" if args.overlapping_cameras else "all",
+                          tracker_kind=args.tracker or StreamConfig.tracker_kind)
     summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
                          max_frames=args.max_frames)
     if evaluation is not None:

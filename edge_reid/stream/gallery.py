@@ -10,7 +10,8 @@ scored 0.68 against walker 1's best enrolment image and 0.66 against its own (ce
 vs 0.71), and walker 4's tracks scored below 0.5 against every one of its own images (centroid
 0.54-0.55), so walker 4 became a new identity.
 
-Default threshold 0.5 (cosine), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
+Default threshold 0.5 (cosine) when nothing calibrates it (`edge-reid stream` calibrates it on the
+enrolment images, :mod:`.calibration`), chosen on the synthetic multi-camera video (4 walkers, 2 cameras)
 with the quick-trained VisNet embedder (train/configs/visnet_synthetic_quick.yaml) over ONNX
 Runtime, centroid scoring and the pipeline's appearance split of tracks: at 0.4, 0.45 and 0.5
 every walker kept its own enrolled identity in all its tracks (2 per walker); at 0.55 and 0.6
@@ -144,6 +145,12 @@ class Gallery:
         self._vectors, self._owners = self._vectors[keep], self._owners[keep]
         self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
 
+    def add_embeddings(self, identity_id: int, embeddings: np.ndarray) -> None:
+        """Add embeddings to an identity (a finished track it was assigned to)."""
+        if identity_id not in self.identities:
+            raise KeyError(identity_id)
+        self._append(identity_id, _normalise(embeddings, self.meta.embedding_dim))
+
     def _append(self, identity_id: int, vectors: np.ndarray) -> None:
         self._vectors = np.concatenate([self._vectors, vectors], axis=0)
         self._owners = np.concatenate([self._owners, np.full(len(vectors), identity_id, np.int64)])
@@ -151,14 +158,17 @@ class Gallery:
 
     # ------------------------------------------------------------------ search
 
-    def scores(self, queries: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """(identity ids (K,), Q x K score of each query for each identity (see ``scoring``))."""
+    def scores(self, queries: np.ndarray, use_index: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+        """(identity ids (K,), Q x K score of each query for each identity (see ``scoring``)).
+
+        ``use_index=False``: one numpy product over the same rows (the per-frame identity
+        assignment's few tracks: faiss's threads cost more than such a search on a loaded CPU)."""
         ids = np.array(sorted(self.identities), np.int64)
         q = _normalise(np.atleast_2d(queries), self.meta.embedding_dim)
         if len(ids) == 0:
             return ids, np.zeros((len(q), 0), np.float32)
         index, owners = self._searcher()
-        per_row = index.scores(q)
+        per_row = index.scores(q) if use_index else q @ index.vectors.T
         out = np.full((len(q), len(ids)), -1.0, np.float32)
         column = np.searchsorted(ids, owners)
         np.maximum.at(out.T, column, per_row.T)

@@ -1,24 +1,21 @@
-"""The stream loop: frame -> detect -> track (per camera) -> embed (one batch) -> aggregate -> match.
+"""The stream loop: frame -> detect -> embed (one batch) -> track (per camera) -> aggregate -> assign identities.
 
-Per track, embeddings are aggregated as a quality-weighted mean, re-normalised. The quality of
-a crop is ``confidence x size x sharpness x edge``: size = min(1, crop height / 128 px),
-sharpness = min(1, variance of the Laplacian / 100), edge = 0.3 when the box touches the
-frame border (a person entering or leaving, partly visible). A track's aggregate is matched
-against the gallery after each update; a track that reaches ``min_observations`` embedded crops
-and ``min_quality`` total weight without a match becomes a new identity (enrolled from the
-track, refined while the track lives). Identities are shared by all cameras.
+With the ``appearance`` tracker every detection tall enough is embedded before association
+(the tracker matches by motion and appearance, :mod:`.reid_tracker`); with ``bytetrack`` the
+tracked crops are embedded after it. Per track, the embeddings of crops that overlap no other
+detection are aggregated as a quality-weighted mean, re-normalised; quality = ``confidence x
+size x sharpness x edge``: size = min(1, crop height / 128 px), sharpness = min(1, variance of
+the Laplacian / 100), edge = 0.3 when the box touches the frame border. After every frame the
+live tracks are assigned identities by :class:`~.identities.IdentityAssigner` (per track,
+one-to-one, with hysteresis; unmatched confident tracks become new identities; a finished track
+with ``memory_observations`` crops adds its aggregate to its identity).
 
-Trackers switch people: when one person leaves at a frame edge while another enters there, or
-two people cross, the foreground blobs merge and the tracker carries one track id on to the
-other person. So the pipeline keeps its own track ids (``TrackedBox.track_id``, unique per
-camera): once a track has ``split_min_observations`` interior crops (not touching the frame
-border), an interior crop whose cosine to the track's aggregate is below ``split_similarity``
-(0.5) is held back, and ``split_after`` (4) such crops in a row split the track: a new track,
-seeded with the held-back crops, continues the tracker's track and is matched on its own.
-Measured on the synthetic video with the quick-trained VisNet: same-person interior crops score
-0.86 (median) against their track's aggregate, below 0.5 in runs of at most 2 crops (crossings);
-the crops after the one switch (walker 1 leaving camera 2 at the right edge as walker 3 enters)
-score 0.36-0.52. Split at 3, 4 or 5 crops and at 0.5 or 0.6 gave the same result; 0.4 missed it.
+Under ByteTrack (boxes only) a track can pass from one person to another where two people cross
+or one leaves where another enters, so the pipeline also keeps its own track ids: once a track
+has ``split_min_observations`` interior crops, ``split_after`` interior crops in a row below
+``split_similarity`` cosine to its aggregate split it (a new track, seeded with those crops).
+The appearance tracker does not carry a track on to a different-looking person, so the split
+rarely fires there.
 """
 
 from __future__ import annotations
@@ -29,13 +26,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from edge_reid.stream.crops import StageTimer, crop_quality
+from edge_reid.stream.crops import int_box as _int_box
 from edge_reid.stream.detectors.base import Detections, Detector
 from edge_reid.stream.gallery import Gallery
+from edge_reid.stream.identities import IdentityAssigner
 from edge_reid.stream.sources import FramePacket, MultiSource
-from edge_reid.stream.tracker import MultiCameraTracker
-
-STAGES = ("decode", "detect", "track", "embed", "match", "output")
-
+from edge_reid.stream.motion import iou_matrix
+from edge_reid.stream.tracker import DEFAULT_TRACKER, MultiCameraTracker
 
 @dataclass
 class StreamConfig:
@@ -49,6 +47,12 @@ class StreamConfig:
     split_similarity: float = 0.5    # an interior crop below this cosine to its track's aggregate "diverges"
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
+    identity_scope: str = "all"      # one-to-one over all cameras' live tracks ("camera": per camera)
+    stickiness: float = 0.05         # added to a track's current identity's score in the assignment
+    switch_after: int = 3            # assignments in a row another identity must win before a track switches
+    memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
+    max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
+    tracker_kind: str = DEFAULT_TRACKER  # a TRACKERS name: "appearance" (motion + embeddings) or "bytetrack"
     tracker: Dict[str, Any] = field(default_factory=dict)
     infrared: Set[str] = field(default_factory=set)  # cameras whose crops take the infrared path (modality 1)
     camera_index: Dict[str, int] = field(default_factory=dict)  # source name -> camera id of a camera-aware model
@@ -72,6 +76,7 @@ class TrackState:
     owns_identity: bool = False      # the identity was created from this track
     interior: int = 0                # embedded crops not touching the frame border
     diverging: List[Tuple[np.ndarray, float]] = field(default_factory=list)
+    pending: Dict[int, int] = field(default_factory=dict)  # identity -> assignments in a row it won (hysteresis)
 
     @property
     def key(self) -> Tuple[str, int]:
@@ -102,26 +107,6 @@ class FrameResult:
     boxes: List[TrackedBox]
 
 
-def crop_quality(crop: np.ndarray, confidence: float, at_edge: bool) -> float:
-    """Weight of one crop in its track's aggregate (see the module docstring)."""
-    import cv2
-
-    size = min(1.0, crop.shape[0] / 128.0)
-    gray = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    sharp = min(1.0, float(cv2.Laplacian(gray, cv2.CV_32F).var()) / 100.0)
-    return float(max(confidence, 0.0) * size * max(sharp, 0.05) * (0.3 if at_edge else 1.0))
-
-
-class StageTimer:
-    """Accumulated seconds per stage."""
-
-    def __init__(self) -> None:
-        self.seconds: Dict[str, float] = {s: 0.0 for s in STAGES}
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
-
-
 class StreamPipeline:
     """Runs detector, trackers, embedder and gallery over frames from any number of cameras."""
 
@@ -129,10 +114,16 @@ class StreamPipeline:
                  config: Optional[StreamConfig] = None) -> None:
         self.embedder, self.detector, self.gallery = embedder, detector, gallery
         self.config = config or StreamConfig()
-        self.trackers = MultiCameraTracker(**self.config.tracker)
+        self.trackers = MultiCameraTracker(self.config.tracker_kind, **self.config.tracker)
+        cfg = self.config
+        self.assigner = IdentityAssigner(gallery, scope=cfg.identity_scope, stickiness=cfg.stickiness,
+                                         switch_after=cfg.switch_after, min_observations=cfg.min_observations,
+                                         min_quality=cfg.min_quality, new_identities=cfg.new_identities,
+                                         memory_observations=cfg.memory_observations)
         self.tracks: Dict[Tuple[str, int], TrackState] = {}       # (camera, pipeline track id)
         self._live: Dict[Tuple[str, int], TrackState] = {}        # (camera, tracker id) -> segment
         self._next_track: Dict[str, int] = {}
+        self._frames_seen: Dict[str, int] = {}
         self.splits = 0
         self.timer = StageTimer()
         self.frames = 0
@@ -140,20 +131,23 @@ class StreamPipeline:
         self.embed_calls = 0
 
     def process(self, packet: FramePacket) -> FrameResult:
-        """Detect, track, embed and match one frame."""
+        """Detect, embed, track and match one frame (embed after tracking for a motion-only tracker)."""
         frame, camera_id = packet.frame, packet.camera_id
         t0 = time.perf_counter()
         detections = self.detector.detect(frame, camera_id)
-        t1 = time.perf_counter()
-        pairs = self.trackers.update(camera_id, detections)
-        t2 = time.perf_counter()
-        self.timer.add("detect", t1 - t0)
-        self.timer.add("track", t2 - t1)
+        self.timer.add("detect", time.perf_counter() - t0)
         self.frames += 1
-
         h, w = frame.shape[:2]
-        crops: List[np.ndarray] = []
-        owners: List[Tuple[int, float, bool]] = []
+        boxes = [_int_box(b, w, h) for b in detections.boxes]
+        big = [y2 - y1 >= self.config.min_crop_height and x2 - x1 >= 4 for x1, y1, x2, y2 in boxes]
+        per_det: List[Optional[np.ndarray]] = [None] * len(detections)
+        appearance = self.trackers.uses_embeddings
+        count = self._frames_seen[camera_id] = self._frames_seen.get(camera_id, 0) + 1
+        if appearance and (count - 1) % max(1, self.config.embed_interval) == 0:
+            per_det = self._embed(frame, camera_id, boxes, [i for i in range(len(boxes)) if big[i]])
+        t1 = time.perf_counter()
+        pairs = self.trackers.update(camera_id, detections, per_det if appearance else None)
+        self.timer.add("track", time.perf_counter() - t1)
         states: List[Tuple[TrackState, int]] = []
         for tracker_id, det_index in pairs:
             state = self._live.get((camera_id, tracker_id))
@@ -162,35 +156,45 @@ class StreamPipeline:
             state.last_frame = packet.frame_index
             state.seen += 1
             states.append((state, det_index))
-            x1, y1, x2, y2 = _int_box(detections.boxes[det_index], w, h)
-            if y2 - y1 < self.config.min_crop_height or x2 - x1 < 4:
-                continue
-            if (state.seen - 1) % max(1, self.config.embed_interval) != 0:
-                continue
-            crop = frame[y1:y2, x1:x2]
-            at_edge = x1 <= 1 or y1 <= 1 or x2 >= w - 1 or y2 >= h - 1
-            quality = crop_quality(crop, float(detections.scores[det_index]), at_edge)
-            crops.append(crop)
-            owners.append((len(states) - 1, quality, at_edge))
-        t3 = time.perf_counter()
-        if crops:
-            embeddings = self.embedder.embed(crops, **self._embed_inputs(camera_id))  # one dynamic batch per frame
-            self.crops_embedded += len(crops)
-            self.embed_calls += 1
+        if not appearance:  # embed the tracked crops, every embed_interval-th frame of a track
+            due = [i for state, i in states if big[i] and (state.seen - 1) % max(1, self.config.embed_interval) == 0]
+            per_det = self._embed(frame, camera_id, boxes, due)
         t4 = time.perf_counter()
-        self.timer.add("embed", t4 - t3)
-        if crops:
-            for (k, quality, at_edge), emb in zip(owners, embeddings):
-                state, det_index = states[k]
-                states[k] = (self._observe(state, emb, quality, at_edge, packet.frame_index), det_index)
-        boxes = []
+        overlap = iou_matrix(detections.boxes, detections.boxes)
+        np.fill_diagonal(overlap, 0.0)
+        for k, (state, det_index) in enumerate(states):
+            emb = per_det[det_index]
+            if emb is None or (len(overlap) and overlap[det_index].max() >= self.config.max_overlap):
+                continue  # crops with another person in them do not teach the track's appearance
+            x1, y1, x2, y2 = boxes[det_index]
+            at_edge = x1 <= 1 or y1 <= 1 or x2 >= w - 1 or y2 >= h - 1
+            quality = crop_quality(frame[y1:y2, x1:x2], float(detections.scores[det_index]), at_edge)
+            states[k] = (self._observe(state, emb, quality, at_edge, packet.frame_index), det_index)
+        self.assigner.update(camera_id, packet.frame_index, self.tracks.values())
+        out = []
         for state, det_index in states:
             ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
-            boxes.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
-                                    float(detections.scores[det_index]), state.identity,
-                                    ident.name if ident else None, state.score))
+            out.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
+                                  float(detections.scores[det_index]), state.identity,
+                                  ident.name if ident else None, state.score))
         self.timer.add("match", time.perf_counter() - t4)
-        return FrameResult(packet, boxes)
+        return FrameResult(packet, out)
+
+    def _embed(self, frame: np.ndarray, camera_id: str, boxes: Sequence[Tuple[int, int, int, int]],
+               which: Sequence[int]) -> List[Optional[np.ndarray]]:
+        """Embeddings of the crops ``boxes[i]`` for ``i`` in ``which`` (one batch), None for the others."""
+        out: List[Optional[np.ndarray]] = [None] * len(boxes)
+        if not which:
+            return out
+        t = time.perf_counter()
+        crops = [frame[boxes[i][1]:boxes[i][3], boxes[i][0]:boxes[i][2]] for i in which]
+        embeddings = self.embedder.embed(crops, **self._embed_inputs(camera_id))  # one dynamic batch per frame
+        self.crops_embedded += len(crops)
+        self.embed_calls += 1
+        for i, e in zip(which, embeddings):
+            out[i] = np.asarray(e, np.float32)
+        self.timer.add("embed", time.perf_counter() - t)
+        return out
 
     def _embed_inputs(self, camera_id: str) -> Dict[str, Optional[int]]:
         """The camera's extra model inputs: its modality (1 for ``--infrared`` cameras) and its
@@ -247,27 +251,8 @@ class StreamPipeline:
         state.vector_sum = vec if state.vector_sum is None else state.vector_sum + vec
         state.weight_sum += quality
         state.observations += 1
-        aggregate = state.aggregate()
-        if aggregate is None:
-            return
         if state.owns_identity and state.identity is not None:
-            self.gallery.set_embeddings(state.identity, aggregate)
-            state.score = 1.0
-            return
-        # identities held by other live tracks of the same camera are not candidates
-        busy = [t.identity for t in self.tracks.values() if t.identity is not None and t is not state
-                and t.camera_id == state.camera_id and state.last_frame - t.last_frame <= 1]
-        identity, score = self.gallery.match(aggregate, exclude=busy)
-        state.score = score
-        if identity is not None:
-            state.identity = identity
-            return
-        if state.identity is not None:
-            return  # keep the last match: a track never falls back to "unknown"
-        if (self.config.new_identities and state.observations >= self.config.min_observations
-                and state.weight_sum >= self.config.min_quality):
-            ident = self.gallery.add_identity(aggregate, source=f"track:{state.camera_id}/{state.track_id}")
-            state.identity, state.owns_identity, state.score = ident.id, True, 1.0
+            self.gallery.set_embeddings(state.identity, state.aggregate())
 
     def run(self, source: MultiSource, sinks: Sequence[Any] = (), max_frames: Optional[int] = None,
             on_frame: Optional[Callable[[FrameResult], None]] = None) -> Dict[str, Any]:
@@ -317,11 +302,6 @@ class StreamPipeline:
             "gallery_search": self.gallery.search_backend,
             "sources": source.stats() if source is not None else {},
         }
-
-
-def _int_box(box: np.ndarray, w: int, h: int) -> Tuple[int, int, int, int]:
-    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
-    return max(0, x1), max(0, y1), min(w, x2), min(h, y2)
 
 
 def detections_of(result: FrameResult) -> Detections:
