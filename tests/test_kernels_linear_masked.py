@@ -1,0 +1,132 @@
+"""DCS linear attention on tokens + mask: Triton kernels (interpreter, float32) vs the reference.
+
+The interpreter check runs this file as a script under TRITON_INTERPRET=1 (tests/interpreted.py):
+odd shapes (N and C not multiples of the 16-wide tiles, odd H x W maps, key strides 1-3), a
+channel that the mask drops everywhere and one it keeps everywhere, non-contiguous X (the
+B x C x H x W map seen as tokens), a stride-0 (pooled) mask, and the Gram reduction split over
+token chunks. Forward and both gradients (X, M) are compared with the float32 reference and with
+float64 autograd of the reference.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from edge_reid.errors import InvalidInputError
+from interpreted import run_interpreted
+from kernels._triton_utils import interpreting
+from kernels.linear_attention import masked_linear_attention, masked_linear_attention_reference
+from kernels.linear_attention.masked import ENV, choose_path
+from kernels.linear_attention.reference import masked_linear_attention_backward_reference
+
+# name, batch, C, (H, W), key stride, split of the Gram reduction (None: the wrapper's), pooled mask
+CASES = [("b2_c20_5x7_s2", 2, 20, (5, 7), 2, None, False),
+         ("b1_c33_6x3_s3_split2", 1, 33, (6, 3), 3, 2, False),
+         ("b3_c17_4x4_s1_split3", 3, 17, (4, 4), 1, 3, False),
+         ("b2_c24_9x5_s2_pooled", 2, 24, (9, 5), 2, None, True)]
+TOL = 2e-5
+
+
+def _inputs(case):
+    _, b, c, (h, w), _, _, pooled = case
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(b, c, h * w, generator=g).transpose(1, 2)  # tokens of a B x C x H x W map: strided
+    if pooled:
+        mask = (torch.rand(b, 1, c, generator=g) > 0.5).float().expand(b, h * w, c)
+    else:
+        mask = (torch.rand(b, h * w, c, generator=g) > 0.5).float()
+    mask = mask.clone() if not pooled else mask
+    if not pooled:
+        mask[:, :, 0] = 0.0  # a channel never selected
+        mask[:, :, 1] = 1.0  # a channel always selected
+    return x, mask, torch.randn(b, h * w, c, generator=g)
+
+
+def _errors(case) -> dict:
+    name, _, _, size, stride, split, _ = case
+    x, mask, grad = _inputs(case)
+    x64 = x.double().requires_grad_()
+    m64 = mask.double().requires_grad_()
+    y64 = masked_linear_attention_reference(x64, m64, size, stride)
+    dx64, dm64 = torch.autograd.grad(y64, (x64, m64), grad.double())
+    xa, ma = x.clone().requires_grad_(), mask.clone().requires_grad_()
+    y = masked_linear_attention(xa, ma, size, stride, path="triton")
+    dx, dm = torch.autograd.grad(y, (xa, ma), grad)
+    y32 = masked_linear_attention_reference(x, mask, size, stride)
+    out = {"fwd64": (y.double() - y64).abs().max().item(), "fwd32": (y - y32).abs().max().item(),
+           "dx64": (dx.double() - dx64).abs().max().item(), "dm64": (dm.double() - dm64).abs().max().item(),
+           "scale": y64.abs().max().item(), "triton": interpreting()}
+    if interpreting():
+        from kernels.linear_attention.triton_linear import mla_backward, mla_forward
+
+        ns = -(-size[0] // stride) * -(-size[1] // stride)
+        direct = mla_forward(x, mask, size, stride, 1.0 / ns, split)
+        ddx, ddm = mla_backward(grad, x, mask, size, stride, 1.0 / ns, split)
+        out["direct"] = max((direct.double() - y64).abs().max().item(), (ddx.double() - dx64).abs().max().item(),
+                            (ddm.double() - dm64).abs().max().item())
+    return out
+
+
+def test_triton_linear_attention_interpreted() -> None:
+    """Forward, dX and dM of the kernels within 2e-5 of float64 autograd of the reference."""
+    pytest.importorskip("triton")
+    res = run_interpreted(__file__, timeout=600)
+    assert set(res) == {c[0] for c in CASES}
+    for case in CASES:
+        r = res[case[0]]
+        assert r["triton"] and r["scale"] > 0.1, (case[0], r)
+        for key in ("fwd64", "fwd32", "dx64", "dm64", "direct"):
+            assert r[key] <= TOL, (case[0], key, r)
+
+
+@pytest.mark.parametrize("case", [("b2_c5_3x4_s2", 2, 5, (3, 4), 2, None, False),
+                                  ("b1_c6_5x3_s3_pooled", 1, 6, (5, 3), 3, None, True)], ids=lambda c: c[0])
+def test_op_gradients_pass_gradcheck_in_float64(case) -> None:
+    """The custom op (reference inside on the CPU) and its written-out backward, float64 gradcheck."""
+    x, mask, _ = _inputs(case)
+    size, stride = case[3], case[4]
+    xa = x.double().requires_grad_()
+    ma = (mask.double() * 0.5 + 0.25).requires_grad_()  # a soft mask: gradients in both inputs
+    assert torch.autograd.gradcheck(lambda a, m: masked_linear_attention(a, m, size, stride, path="triton"), (xa, ma))
+
+
+def test_written_out_backward_equals_autograd_in_both_orders() -> None:
+    x, mask, grad = (t.double() for t in _inputs(CASES[0]))
+    size, stride = CASES[0][3], CASES[0][4]
+    for order in ("kv", "qk"):
+        xa, ma = x.clone().requires_grad_(), mask.clone().requires_grad_()
+        ref = torch.autograd.grad(masked_linear_attention_reference(xa, ma, size, stride, order=order), (xa, ma), grad)
+        mine = masked_linear_attention_backward_reference(grad, x, mask, size, stride, 1.0 / 12, order)
+        for a, b in zip(ref, mine):
+            assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_dispatch_rules_and_override(monkeypatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    assert choose_path(2048, 512, 24, "cuda") == "triton"  # Q (K^T V) cheaper: the kernels
+    assert choose_path(32, 8, 320, "cuda") == "reference"  # (Q K^T) V cheaper: cuBLAS
+    assert choose_path(32, 8, 320, "cpu") == "triton"  # CPU: the op (reference inside it)
+    monkeypatch.setenv(ENV, "reference")
+    assert choose_path(2048, 512, 24, "cuda") == "reference"
+    monkeypatch.setenv(ENV, "fast")
+    with pytest.raises(InvalidInputError, match="linear attention path"):
+        choose_path(2048, 512, 24, "cuda")
+
+
+def test_both_paths_agree_and_bad_inputs_are_one_sentence() -> None:
+    x, mask, _ = _inputs(CASES[0])
+    size, stride = CASES[0][3], CASES[0][4]
+    a = masked_linear_attention(x, mask, size, stride, path="triton")
+    b = masked_linear_attention(x, mask, size, stride, path="reference")
+    assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="size H x W"):
+        masked_linear_attention(x, mask, (5, 6), stride)
+    with pytest.raises(InvalidInputError, match="one shape"):
+        masked_linear_attention(x, mask[:, :, :3], size, stride)
+
+
+if __name__ == "__main__":  # run by test_triton_linear_attention_interpreted under TRITON_INTERPRET=1
+    print(json.dumps({c[0]: _errors(c) for c in CASES}))
