@@ -186,7 +186,7 @@ def bench_fusion(shapes, rows: list, peaks) -> None:
             with torch.no_grad():
                 t = {"eager": cuda_median_ms(lambda: project_sampled_affine(x, wt, sc, sh, (h4, w4))),
                      "compile": cuda_median_ms(lambda: comp_p(x, wt, sc, sh, (h4, w4))),
-                     "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4)))}
+                     "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4))[0])}
             tflops = projection_flops(b, cin, 2048, (h4, w4), fac) / (t["triton"] * 1e-3) / 1e12
             rows.append(_row("sampled_projection_fwd", f"B{b} {cin}->2048 x{fac} to {h4}x{w4}", t,
                              f"{tflops:.1f} TFLOP/s"))

@@ -116,6 +116,7 @@ def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
         fusion.wsum_backward(maps, w, rand(*maps_shape), rand(*maps_shape[:2]))
         proj.projection_forward(rand(pb, pc, ph, pw), rand(pout, pc), rand(pout), rand(pout),
                                 (maps_shape[2], maps_shape[3]))
+    launches += linear_attention_launches(dtype, shapes)
     for launch in launches:
         launch.shapes = shapes
     return launches
@@ -239,5 +240,32 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
     return reports
 
 
-__all__ = ["ARCHS", "SHAPES", "SHARED_LIMIT", "BuildReport", "check_kernels", "compile_launch", "parse_arch",
-           "resource_usage", "sample_launches"]
+# ----------------------------------------------------------------------------- linear DCS attention (issue 14, item 2)
+
+#: Linear-form sample problems per shape set: (batch, C, (H, W), key stride). "spec": DCS-ResNet50
+#: after layer1 (256 channels at 64 x 32) and DCS-MobileNetV2's 24-channel stage (64 x 32); "odd":
+#: C = 200 on a 15 x 7 map (ragged channel, token and key tiles).
+LINEAR_SHAPES: Dict[str, List[Tuple[int, int, Tuple[int, int], int]]] = {
+    "spec": [(2, 256, (64, 32), 2), (2, 24, (64, 32), 2)],
+    "odd": [(2, 200, (15, 7), 2)],
+}
+
+
+def linear_attention_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
+    """The launches of the linear-form kernels (forward and backward) at :data:`LINEAR_SHAPES`."""
+    from kernels.linear_attention import triton_linear as tli
+
+    g = torch.Generator().manual_seed(0)
+    out: List[Launch] = []
+    for b, c, (h, w), stride in LINEAR_SHAPES.get(shapes, []):
+        with recording([tli]) as launches:
+            x = torch.randn(b, c, h * w, generator=g).to(dtype).transpose(1, 2)  # the model's strided tokens
+            mask = (torch.rand(b, h * w, c, generator=g) > 0.5).to(dtype)
+            tli.mla_forward(x, mask, (h, w), stride, 0.25)
+            tli.mla_backward(torch.randn(b, h * w, c, generator=g).to(dtype), x, mask, (h, w), stride, 0.25)
+        out += launches
+    return out
+
+
+__all__ = ["ARCHS", "LINEAR_SHAPES", "SHAPES", "SHARED_LIMIT", "BuildReport", "check_kernels", "compile_launch", "parse_arch",
+           "linear_attention_launches", "resource_usage", "sample_launches"]

@@ -171,8 +171,8 @@ def _la_apply(A, M, X, S, KDX, KDM, OUT, DM, sab, san, sac, smb, smn, smc, sxb, 
         kidx = (b * NS + (h // STRIDE) * KW + w // STRIDE)[:, None] * C + offs_j[None, :]
         lk = key[:, None] & mj[None, :]
         dx = acc * mask_j + tl.load(KDX + kidx, mask=lk, other=0.0)
-        dm = acc * x_j + tl.load(KDM + kidx, mask=lk, other=0.0)
         tl.store(OUT + dst, dx.to(OUT.dtype.element_ty), mask=lo)
+        dm = acc * x_j + tl.load(KDM + kidx, mask=lk, other=0.0)
         tl.store(DM + dst, dm.to(DM.dtype.element_ty), mask=lo)
     else:
         tl.store(OUT + dst, acc.to(OUT.dtype.element_ty), mask=lo)
