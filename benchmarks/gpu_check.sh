@@ -30,7 +30,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to NAME.log
 }
 
 step gpu_tests 170 python -m pytest -m gpu tests/test_kernels_gpu.py tests/test_kernels_dispatch.py \
-  tests/test_kernels_host_work.py tests/test_bench_kernels.py -q \
+  tests/test_kernels_host_work.py tests/test_bench_kernels.py tests/test_kernels_linear_masked.py -q \
   -p no:cacheprovider --junitxml="$OUT_DIR/gpu_tests.xml"
 step bench_kernels 200 python benchmarks/bench_kernels.py --out "$OUT_DIR"
 step bench_models 80 python benchmarks/bench_models_gpu.py --out "$OUT_DIR"

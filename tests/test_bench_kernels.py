@@ -27,6 +27,7 @@ def test_quick_gpu_run_writes_every_row(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "bench_kernels.json").read_text())["rows"]
     ops = [r["op"] for r in rows]
     assert ops.count("masked_attention_fwd_bwd") == 4  # 2 quick shapes x 2 dtypes
+    assert ops.count("linear_attention_fwd_bwd") == 4  # 2 quick DCS shapes x 2 dtypes
     from kernels.masked_attention.triton_attention import _GPU_CONFIGS
 
     assert sum(op.startswith("masked_attention_fwd_bwd config") for op in ops) == 2 * len(_GPU_CONFIGS)

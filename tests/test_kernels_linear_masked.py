@@ -128,5 +128,42 @@ def test_both_paths_agree_and_bad_inputs_are_one_sentence() -> None:
         masked_linear_attention(x, mask[:, :, :3], size, stride)
 
 
+def test_bench_shapes_come_from_the_models() -> None:
+    """The benchmark's linear-form shapes are every linear DCS block of the model (stride 4 .. 32 maps)."""
+    from edge_reid.bench.linear_attention_rows import MODELS, dcs_attention_shapes
+    from edge_reid.models import build_model
+    from edge_reid.models.dcs_attention import DCSAttention
+
+    models = MODELS[:1]  # DCS-MobileNetV2 (building DCS-ResNet50 twice on the CPU would take long)
+    shapes = dcs_attention_shapes((256, 128), models)
+    for label, name in models:
+        blocks = [m for m in build_model(name, num_classes=2).modules() if isinstance(m, DCSAttention)]
+        mine = [s for s in shapes if s[0] == label]
+        assert [s[1] for s in mine] == [m.channels for m in blocks] and len(mine) >= 2
+        assert all(256 % h == 0 and h // w == 2 and 4 <= 256 // h <= 32 for _, _, h, w, _ in mine)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_kernels_on_the_gpu_match_float64(dtype) -> None:
+    """DCS-ResNet50's first block (C 256 at 64 x 32, batch 4) and DCS-MobileNetV2's first (C 24):
+    forward and gradients vs float64 on the device (relative to the largest magnitude)."""
+    tol = {torch.float32: 1e-3, torch.float16: 1e-2, torch.bfloat16: 4e-2}[dtype]
+    g = torch.Generator(device="cuda").manual_seed(0)
+    for c in (256, 24):
+        x = torch.randn(4, c, 2048, device="cuda", generator=g).transpose(1, 2)
+        mask = (torch.rand(4, 2048, c, device="cuda", generator=g) > 0.5).float()
+        grad = torch.randn(4, 2048, c, device="cuda", generator=g)
+        x64, m64 = x.double().requires_grad_(), mask.double().requires_grad_()
+        ref = masked_linear_attention_reference(x64, m64, (64, 32), 2)
+        refs = [ref, *torch.autograd.grad(ref, (x64, m64), grad.double())]
+        xa, ma = x.to(dtype).requires_grad_(), mask.to(dtype).requires_grad_()
+        y = masked_linear_attention(xa, ma, (64, 32), 2, path="triton")
+        got = [y, *torch.autograd.grad(y, (xa, ma), grad.to(dtype))]
+        for k, (a, r) in enumerate(zip(got, refs)):
+            rel = float((a.double() - r).abs().max() / r.abs().max())
+            assert a.dtype == dtype and rel <= tol * (1 if k == 0 else 2), (c, k, rel)
+
+
 if __name__ == "__main__":  # run by test_triton_linear_attention_interpreted under TRITON_INTERPRET=1
     print(json.dumps({c[0]: _errors(c) for c in CASES}))

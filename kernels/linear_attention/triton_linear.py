@@ -195,25 +195,29 @@ def _la_key_grad(X, M, G, KDX, KDM, sxb, sxn, sxc, smb, smn, smc,
     xb = X + b * sxb
     mb = M + b * smb
     gb = G + b * C * C
-    acc_t = tl.zeros([BLOCK_N, BLOCK_J], dtype=tl.float32)
-    acc_v = tl.zeros([BLOCK_N, BLOCK_J], dtype=tl.float32)
+    lo = mk[:, None] & mj[None, :]
+    dst = (b * R + offs_k)[:, None] * C + offs_j[None, :]
+    # two passes over the channels, one accumulator live at a time (registers): first X_s G^T ...
+    acc = tl.zeros([BLOCK_N, BLOCK_J], dtype=tl.float32)
+    for i0 in range(0, C, BLOCK_I):
+        offs_i = i0 + tl.arange(0, BLOCK_I)
+        mi = offs_i < C
+        x = tl.load(xb + rows[:, None] * sxn + offs_i[None, :] * sxc, mask=mk[:, None] & mi[None, :], other=0.0)
+        g_t = tl.load(gb + offs_j[None, :] * C + offs_i[:, None], mask=mi[:, None] & mj[None, :], other=0.0)
+        acc = _mm_acc(acc, x, g_t, IEEE)  # G^T[i, j] = G[j, i]
+    x_j = tl.load(xb + rows[:, None] * sxn + offs_j[None, :] * sxc, mask=lo, other=0.0).to(tl.float32)
+    tl.store(KDM + dst, acc * x_j, mask=lo)
+    acc = acc * tl.load(mb + rows[:, None] * smn + offs_j[None, :] * smc, mask=lo, other=0.0).to(tl.float32)
+    # ... then + (X_s*M_s) G on top
     for i0 in range(0, C, BLOCK_I):
         offs_i = i0 + tl.arange(0, BLOCK_I)
         mi = offs_i < C
         la = mk[:, None] & mi[None, :]
-        x = tl.load(xb + rows[:, None] * sxn + offs_i[None, :] * sxc, mask=la, other=0.0)
-        z = x * tl.load(mb + rows[:, None] * smn + offs_i[None, :] * smc, mask=la, other=0.0)
-        lg = mi[:, None] & mj[None, :]
-        g_t = tl.load(gb + offs_j[None, :] * C + offs_i[:, None], mask=lg, other=0.0)  # G^T[i, j]
-        g = tl.load(gb + offs_i[:, None] * C + offs_j[None, :], mask=lg, other=0.0)
-        acc_t = _mm_acc(acc_t, x, g_t, IEEE)
-        acc_v = _mm_acc(acc_v, z, g, IEEE)
-    lo = mk[:, None] & mj[None, :]
-    mask_j = tl.load(mb + rows[:, None] * smn + offs_j[None, :] * smc, mask=lo, other=0.0).to(tl.float32)
-    x_j = tl.load(xb + rows[:, None] * sxn + offs_j[None, :] * sxc, mask=lo, other=0.0).to(tl.float32)
-    dst = (b * R + offs_k)[:, None] * C + offs_j[None, :]
-    tl.store(KDX + dst, acc_t * mask_j + acc_v, mask=lo)
-    tl.store(KDM + dst, acc_t * x_j, mask=lo)
+        z = tl.load(xb + rows[:, None] * sxn + offs_i[None, :] * sxc, mask=la, other=0.0)
+        z = z * tl.load(mb + rows[:, None] * smn + offs_i[None, :] * smc, mask=la, other=0.0)
+        g = tl.load(gb + offs_i[:, None] * C + offs_j[None, :], mask=mi[:, None] & mj[None, :], other=0.0)
+        acc = _mm_acc(acc, z, g, IEEE)
+    tl.store(KDX + dst, acc, mask=lo)
 
 
 def key_grid(size: Tuple[int, int], stride: int) -> Tuple[int, int]:
