@@ -231,6 +231,8 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
     for dtype in dtypes:
         for launch in (launch for kind in shapes for launch in sample_launches(dtype, kind)):
             configs = launch.tuner.configs[:1] if first_config_only else launch.tuner.configs
+            if launch.name.startswith("triton_linear."):  # linear form: the configs of the launch's channel tile
+                configs = linear_fitting_configs(launch)[:1] if first_config_only else linear_fitting_configs(launch)
             for arch in archs:
                 for config in configs:
                     report = compile_launch(launch, config, arch)
@@ -267,5 +269,47 @@ def linear_attention_launches(dtype: torch.dtype, shapes: str = "spec") -> List[
     return out
 
 
+def linear_fitting_configs(launch: Launch) -> List[Any]:
+    """The autotune configs the pruner can pick for this linear-form launch (its channel tile)."""
+    from kernels.linear_attention.triton_linear import channel_tile
+
+    c = int(launch.args[list(launch.tuner.fn.arg_names).index("C")])
+    return [cfg for cfg in launch.tuner.configs if cfg.kwargs["BLOCK_J"] == channel_tile(c)]
+
+
+def mma_counts(cubin: bytes) -> Dict[str, int]:
+    """Tensor-core instructions in a cubin's SASS (cuobjdump): Hopper warpgroup ``HGMMA`` vs ``HMMA``."""
+    import triton
+
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as fh:
+            fh.write(cubin)
+        sass = subprocess.run([tool, "--dump-sass", path], capture_output=True, text=True).stdout
+    return {op: len(re.findall(rf"\b{op}\.", sass)) for op in ("HGMMA", "HMMA")}
+
+
+def linear_mma_report(arch: int = 90, dtype: torch.dtype = torch.bfloat16, shapes: str = "spec") -> List[Dict[str, Any]]:
+    """HGMMA / HMMA counts of every linear-form launch x fitting config (compiled for ``sm_<arch>``)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    rows = []
+    for launch in linear_attention_launches(dtype, shapes):
+        for config in linear_fitting_configs(launch):
+            sig, consts, attrs = _signature(launch, config)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                kernel = triton.compile(ASTSource(launch.tuner.fn, sig, consts, attrs), target=GPUTarget("cuda", arch, 32),
+                                        options={"num_warps": config.num_warps, "num_stages": config.num_stages})
+            rows.append({"kernel": launch.name, "constexprs": dict(launch.constexprs), "config": _config_label(config),
+                         "C": int(launch.args[list(launch.tuner.fn.arg_names).index("C")]),
+                         **mma_counts(kernel.asm["cubin"])})
+    return rows
+
+
 __all__ = ["ARCHS", "LINEAR_SHAPES", "SHAPES", "SHARED_LIMIT", "BuildReport", "check_kernels", "compile_launch", "parse_arch",
-           "linear_attention_launches", "resource_usage", "sample_launches"]
+           "linear_attention_launches", "linear_fitting_configs", "linear_mma_report", "mma_counts", "resource_usage",
+           "sample_launches"]

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(not HAS_TRITON or interpreting(),
                                 reason="needs Triton, outside its interpreter")
 
 KERNELS = {"triton_attention._mca_fwd", "triton_attention._mca_bwd_dq", "triton_attention._mca_bwd_dkv",
-           "triton_fusion._wsum_fwd", "triton_fusion._wsum_bwd", "triton_projection._proj_fwd"}
+           "triton_fusion._wsum_fwd", "triton_fusion._wsum_bwd", "triton_projection._proj_fwd",
+           "triton_linear._la_gram", "triton_linear._la_apply", "triton_linear._la_key_grad"}
 
 
 def test_parse_arch_names_and_numbers() -> None:

@@ -120,9 +120,9 @@ def _la_gram(X, M, V, OUT, sxb, sxn, sxc, smb, smn, smc, svb, svn, svc,
         offs_r = r0 + tl.arange(0, BLOCK_R)
         mr = offs_r < r_hi
         if KEYS:
-            rows = _key_rows(offs_r, KW, W, STRIDE).to(tl.int64)
+            rows = _key_rows(offs_r, KW, W, STRIDE)
         else:
-            rows = offs_r.to(tl.int64)
+            rows = offs_r
         la = mr[:, None] & mi[None, :]
         z = tl.load(xb + rows[:, None] * sxn + offs_i[None, :] * sxc, mask=la, other=0.0)
         z = z * tl.load(mb + rows[:, None] * smn + offs_i[None, :] * smc, mask=la, other=0.0)
@@ -146,7 +146,7 @@ def _la_apply(A, M, X, S, KDX, KDM, OUT, DM, sab, san, sac, smb, smn, smc, sxb, 
     offs_j = pid_j * BLOCK_J + tl.arange(0, BLOCK_J)
     mn = offs_n < R
     mj = offs_j < C
-    rows = offs_n.to(tl.int64)
+    rows = offs_n  # int32 offsets within a sample (N C < 2^31); the batch offset is int64
     ab = A + b * sab
     mb = M + b * smb
     sb = S + b * ssb
@@ -161,21 +161,22 @@ def _la_apply(A, M, X, S, KDX, KDM, OUT, DM, sab, san, sac, smb, smn, smc, sxb, 
         s = tl.load(sb + offs_i[:, None] * ssi + offs_j[None, :] * ssj, mask=mi[:, None] & mj[None, :], other=0.0)
         acc = _mm_acc(acc, a, s, IEEE)
     lo = mn[:, None] & mj[None, :]
-    dst = b * R * C + rows[:, None] * C + offs_j[None, :]
+    dst = rows[:, None] * C + offs_j[None, :]
+    ob = OUT + b * R * C
     if BACKWARD:
-        mask_j = tl.load(mb + rows[:, None] * smn + offs_j[None, :] * smc, mask=lo, other=0.0).to(tl.float32)
-        x_j = tl.load(X + b * sxb + rows[:, None] * sxn + offs_j[None, :] * sxc, mask=lo, other=0.0).to(tl.float32)
         h = offs_n // W
         w = offs_n % W
         key = mn & (h % STRIDE == 0) & (w % STRIDE == 0)
-        kidx = (b * NS + (h // STRIDE) * KW + w // STRIDE)[:, None] * C + offs_j[None, :]
+        kidx = ((h // STRIDE) * KW + w // STRIDE)[:, None] * C + offs_j[None, :]
         lk = key[:, None] & mj[None, :]
-        dx = acc * mask_j + tl.load(KDX + kidx, mask=lk, other=0.0)
-        tl.store(OUT + dst, dx.to(OUT.dtype.element_ty), mask=lo)
-        dm = acc * x_j + tl.load(KDM + kidx, mask=lk, other=0.0)
-        tl.store(DM + dst, dm.to(DM.dtype.element_ty), mask=lo)
+        mask_j = tl.load(mb + rows[:, None] * smn + offs_j[None, :] * smc, mask=lo, other=0.0).to(tl.float32)
+        dx = acc * mask_j + tl.load(KDX + b * NS * C + kidx, mask=lk, other=0.0)
+        tl.store(ob + dst, dx.to(OUT.dtype.element_ty), mask=lo)
+        x_j = tl.load(X + b * sxb + rows[:, None] * sxn + offs_j[None, :] * sxc, mask=lo, other=0.0).to(tl.float32)
+        dm = acc * x_j + tl.load(KDM + b * NS * C + kidx, mask=lk, other=0.0)
+        tl.store(DM + b * R * C + dst, dm.to(DM.dtype.element_ty), mask=lo)
     else:
-        tl.store(OUT + dst, acc.to(OUT.dtype.element_ty), mask=lo)
+        tl.store(ob + dst, acc.to(OUT.dtype.element_ty), mask=lo)
 
 
 @autotune(_ROWS_GPU, _ROWS_CPU, key=["R_BUCKET", "C_BUCKET", "B_BUCKET"], pruner=_ROWS_PRUNE)
@@ -191,12 +192,14 @@ def _la_key_grad(X, M, G, KDX, KDM, sxb, sxn, sxc, smb, smn, smc,
     offs_j = pid_j * BLOCK_J + tl.arange(0, BLOCK_J)
     mk = offs_k < R
     mj = offs_j < C
-    rows = _key_rows(offs_k, KW, W, STRIDE).to(tl.int64)
+    rows = _key_rows(offs_k, KW, W, STRIDE)
     xb = X + b * sxb
     mb = M + b * smb
     gb = G + b * C * C
     lo = mk[:, None] & mj[None, :]
-    dst = (b * R + offs_k)[:, None] * C + offs_j[None, :]
+    dst = offs_k[:, None] * C + offs_j[None, :]
+    kdm_b = KDM + b * R * C
+    kdx_b = KDX + b * R * C
     # two passes over the channels, one accumulator live at a time (registers): first X_s G^T ...
     acc = tl.zeros([BLOCK_N, BLOCK_J], dtype=tl.float32)
     for i0 in range(0, C, BLOCK_I):
@@ -206,7 +209,7 @@ def _la_key_grad(X, M, G, KDX, KDM, sxb, sxn, sxc, smb, smn, smc,
         g_t = tl.load(gb + offs_j[None, :] * C + offs_i[:, None], mask=mi[:, None] & mj[None, :], other=0.0)
         acc = _mm_acc(acc, x, g_t, IEEE)  # G^T[i, j] = G[j, i]
     x_j = tl.load(xb + rows[:, None] * sxn + offs_j[None, :] * sxc, mask=lo, other=0.0).to(tl.float32)
-    tl.store(KDM + dst, acc * x_j, mask=lo)
+    tl.store(kdm_b + dst, acc * x_j, mask=lo)
     acc = acc * tl.load(mb + rows[:, None] * smn + offs_j[None, :] * smc, mask=lo, other=0.0).to(tl.float32)
     # ... then + (X_s*M_s) G on top
     for i0 in range(0, C, BLOCK_I):
@@ -217,7 +220,7 @@ def _la_key_grad(X, M, G, KDX, KDM, sxb, sxn, sxc, smb, smn, smc,
         z = z * tl.load(mb + rows[:, None] * smn + offs_i[None, :] * smc, mask=la, other=0.0)
         g = tl.load(gb + offs_i[:, None] * C + offs_j[None, :], mask=mi[:, None] & mj[None, :], other=0.0)
         acc = _mm_acc(acc, z, g, IEEE)
-    tl.store(KDX + dst, acc, mask=lo)
+    tl.store(kdx_b + dst, acc, mask=lo)
 
 
 def key_grid(size: Tuple[int, int], stride: int) -> Tuple[int, int]:
