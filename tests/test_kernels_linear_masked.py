@@ -128,6 +128,29 @@ def test_both_paths_agree_and_bad_inputs_are_one_sentence() -> None:
         masked_linear_attention(x, mask[:, :, :3], size, stride)
 
 
+@pytest.mark.skipif(interpreting(), reason="under TRITON_INTERPRET=1 the kernels carry one config")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=["bf16", "fp32"])
+def test_autotuning_keeps_two_configs_of_the_channel_tile_and_caches_on_disk(dtype) -> None:
+    pytest.importorskip("triton")
+    from kernels.autotune import MAX_TRIED, has_disk_cache
+    from kernels.launches import autotuned_kernels
+    from kernels.linear_attention import triton_linear as tli
+
+    tuners = autotuned_kernels(tli)
+    assert set(tuners) == {"_la_gram", "_la_apply", "_la_key_grad"}
+    for name, tuner in tuners.items():
+        assert tuner.early_config_prune is not None and tuner.cache_results == has_disk_cache(), name
+        assert set(tuner.keys) == {"R_BUCKET", "C_BUCKET", "B_BUCKET"}, name  # bucketed, never raw N or C
+        assert all(c.pre_hook is None for c in tuner.configs), name
+    for c in (24, 32, 64, 200, 256):  # the DCS stages' channel counts and a ragged one
+        x = torch.empty(64, 2048, c, dtype=dtype)
+        for tuner, args in ((tuners["_la_apply"], {"X": x, "R": 2048, "C": c}),
+                            (tuners["_la_gram"], {"X": x, "C": c, "PROGRAMS_B": 64})):
+            kept = tuner.early_config_prune(tuner.configs, args)
+            assert len(kept) == MAX_TRIED == 2, (c, kept)
+            assert {k.kwargs["BLOCK_J"] for k in kept} == {tli.channel_tile(c)}, (c, kept)
+
+
 def test_bench_shapes_come_from_the_models() -> None:
     """The benchmark's linear-form shapes are every linear DCS block of the model (stride 4 .. 32 maps)."""
     from edge_reid.bench.linear_attention_rows import MODELS, dcs_attention_shapes
