@@ -245,10 +245,11 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
 # ----------------------------------------------------------------------------- linear DCS attention (issue 14, item 2)
 
 #: Linear-form sample problems per shape set: (batch, C, (H, W), key stride). "spec": DCS-ResNet50
-#: after layer1 (256 channels at 64 x 32) and DCS-MobileNetV2's 24-channel stage (64 x 32); "odd":
+#: after layer1 (256 channels at 64 x 32), DCS-MobileNetV2's 24- and 64-channel stages (64 x 32,
+#: 16 x 8: one shape per channel tile class); "odd":
 #: C = 200 on a 15 x 7 map (ragged channel, token and key tiles).
 LINEAR_SHAPES: Dict[str, List[Tuple[int, int, Tuple[int, int], int]]] = {
-    "spec": [(2, 256, (64, 32), 2), (2, 24, (64, 32), 2)],
+    "spec": [(2, 256, (64, 32), 2), (2, 24, (64, 32), 2), (2, 64, (16, 8), 2)],
     "odd": [(2, 200, (15, 7), 2)],
 }
 
@@ -271,10 +272,10 @@ def linear_attention_launches(dtype: torch.dtype, shapes: str = "spec") -> List[
 
 def linear_fitting_configs(launch: Launch) -> List[Any]:
     """The autotune configs the pruner can pick for this linear-form launch (its channel tile)."""
-    from kernels.linear_attention.triton_linear import channel_tile
+    from kernels.linear_attention.triton_linear import config_fits
 
     c = int(launch.args[list(launch.tuner.fn.arg_names).index("C")])
-    return [cfg for cfg in launch.tuner.configs if cfg.kwargs["BLOCK_J"] == channel_tile(c)]
+    return [cfg for cfg in launch.tuner.configs if config_fits(cfg.kwargs, c)]
 
 
 def mma_counts(cubin: bytes) -> Dict[str, int]:

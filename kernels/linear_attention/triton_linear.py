@@ -28,23 +28,27 @@ import triton.language as tl
 
 from kernels.autotune import DEFAULT_SMS, autotune, bucket, make_pruner
 
-# Two configurations per kernel and channel tile (32 for C <= 32, 64 for C <= 64, 128 above); the
-# pruner keeps the pair of the problem's channel tile. Chosen with the compile check (sm_90 and
-# sm_87, bf16 and fp32, kernels/compile_check.py): the row kernels at the DCS shapes (C 24 / 64 / 256
-# on 64 x 32 / 16 x 8 maps) compile without register spills; num_stages 2 (3 spilled in the
-# backward, 1 in fp32), at most 8 warps on 64-row tiles.
+# Two configurations per kernel and channel tile (C <= 32, C <= 64, above: :func:`channel_tile`),
+# told apart by (BLOCK_I, BLOCK_J) (:data:`TILES`); the pruner keeps the pair of the problem's tile.
+# Chosen with the compile check (kernels/compile_check.py, sm_90 and sm_87, fp32 / fp16 / bf16, the
+# DCS shapes and a ragged one): none spills registers. num_stages 3 spilled in the backward kernels,
+# 1 in float32; 128-wide output tiles of the row kernels spilled on ragged strided inputs, so C > 64
+# uses 64-wide output tiles there (the Gram kernel keeps 128).
 _GRAM_GPU = [dict(BLOCK_I=32, BLOCK_J=32, BLOCK_R=64, num_warps=4, num_stages=2),
-             dict(BLOCK_I=32, BLOCK_J=32, BLOCK_R=128, num_warps=4, num_stages=2),
+             dict(BLOCK_I=32, BLOCK_J=32, BLOCK_R=32, num_warps=4, num_stages=2),
              dict(BLOCK_I=64, BLOCK_J=64, BLOCK_R=64, num_warps=4, num_stages=2),
              dict(BLOCK_I=64, BLOCK_J=64, BLOCK_R=32, num_warps=4, num_stages=2),
-             dict(BLOCK_I=128, BLOCK_J=128, BLOCK_R=64, num_warps=8, num_stages=2),
-             dict(BLOCK_I=64, BLOCK_J=128, BLOCK_R=64, num_warps=8, num_stages=2)]
+             dict(BLOCK_I=64, BLOCK_J=128, BLOCK_R=32, num_warps=4, num_stages=2),
+             dict(BLOCK_I=64, BLOCK_J=128, BLOCK_R=32, num_warps=8, num_stages=2)]
 _ROWS_GPU = [dict(BLOCK_N=64, BLOCK_I=32, BLOCK_J=32, num_warps=4, num_stages=2),
              dict(BLOCK_N=32, BLOCK_I=32, BLOCK_J=32, num_warps=4, num_stages=2),
              dict(BLOCK_N=64, BLOCK_I=64, BLOCK_J=64, num_warps=4, num_stages=2),
              dict(BLOCK_N=32, BLOCK_I=64, BLOCK_J=64, num_warps=4, num_stages=2),
-             dict(BLOCK_N=64, BLOCK_I=32, BLOCK_J=128, num_warps=8, num_stages=2),
-             dict(BLOCK_N=32, BLOCK_I=32, BLOCK_J=128, num_warps=4, num_stages=2)]
+             dict(BLOCK_N=64, BLOCK_I=32, BLOCK_J=64, num_warps=8, num_stages=2),
+             dict(BLOCK_N=32, BLOCK_I=32, BLOCK_J=64, num_warps=4, num_stages=2)]
+#: (BLOCK_I, BLOCK_J) of each channel tile class: Gram kernel, row kernels (apply, key gradient).
+TILES = {"gram": {32: (32, 32), 64: (64, 64), 128: (64, 128)},
+         "rows": {32: (32, 32), 64: (64, 64), 128: (32, 64)}}
 # Interpreter: 16-wide tiles (the smallest tl.dot), so tiny odd test shapes still span several tiles.
 _GRAM_CPU = dict(BLOCK_I=16, BLOCK_J=16, BLOCK_R=16, num_warps=4, num_stages=1)
 _ROWS_CPU = dict(BLOCK_N=16, BLOCK_I=16, BLOCK_J=16, num_warps=4, num_stages=1)
@@ -55,8 +59,14 @@ def channel_tile(c: int) -> int:
     return 32 if c <= 32 else 64 if c <= 64 else 128
 
 
+def config_fits(meta: dict, channels: int) -> bool:
+    """Whether a configuration (its block sizes) belongs to the channel tile class of ``channels``."""
+    family = "gram" if "BLOCK_R" in meta else "rows"
+    return (meta["BLOCK_I"], meta["BLOCK_J"]) == TILES[family][channel_tile(channels)]
+
+
 def _fits(meta: dict, args: dict) -> bool:
-    return meta["BLOCK_J"] == channel_tile(int(args["C"]))
+    return config_fits(meta, int(args["C"]))
 
 
 def _gram_shared(meta: dict, elem: int) -> int:
@@ -295,4 +305,4 @@ def mla_backward(grad: torch.Tensor, x: torch.Tensor, m: torch.Tensor, size: Tup
     return dx, dm
 
 
-__all__ = ["channel_tile", "key_grid", "mla_backward", "mla_forward", "split_rows"]
+__all__ = ["TILES", "channel_tile", "config_fits", "key_grid", "mla_backward", "mla_forward", "split_rows"]
