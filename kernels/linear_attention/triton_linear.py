@@ -1,15 +1,12 @@
 """Triton kernels for DCS-Attention's linear form, mask applied on load (X*M never in memory).
 
-Y = (X*M) W with W = scale * (X_s*M_s)^T X_s (C x C per sample), X_s / M_s the key tokens: the
-positions (h, w) of the H x W map with h and w multiples of ``key_stride`` (N_s of them, key j at
-row (j // W_s) * stride * W + (j % W_s) * stride, W_s = ceil(W / stride)); they are read in place
-from X and M by index arithmetic, never gathered. X and M are B x N x C with any strides (a
-B x C x H x W map seen as tokens, a stride-0 pooled mask).
+Y = (X*M) W, W = scale * (X_s*M_s)^T X_s (C x C per sample); X_s, M_s the key tokens (h, w multiples
+of ``key_stride``; key j at row (j // W_s) * stride * W + (j % W_s) * stride), read in place, never
+gathered. X and M: B x N x C, any strides (the B x C x H x W map seen as tokens, a stride-0 mask).
 
-Forward: ``_la_gram`` reduces W over the key tokens in tiles (C_tile x C_tile per program; the
-token range split in SPLIT chunks for small batches, partials summed by one deterministic torch
-sum: a two-stage reduction without atomics), then ``_la_apply`` forms Y tile by tile
-(tensor-core dots, float32 accumulation; float32 inputs use IEEE dots, no TF32).
+Forward: ``_la_gram`` reduces W over the key tokens in C-tiles (the tokens split in SPLIT chunks for
+small batches, partials added by one deterministic torch sum: two stages, no atomics), then
+``_la_apply`` forms Y (tensor-core dots, float32 accumulation; IEEE dots for float32, no TF32).
 
 Backward, with G = scale * (X*M)^T dY (``_la_gram`` over all tokens):
   dZ = dY W^T (all tokens), dZ_s = X_s G^T and dX_s(V) = (X_s*M_s) G (key tokens, ``_la_key_grad``),
@@ -28,12 +25,9 @@ import triton.language as tl
 
 from kernels.autotune import DEFAULT_SMS, autotune, bucket, make_pruner
 
-# Two configurations per kernel and channel tile (C <= 32, C <= 64, above: :func:`channel_tile`),
-# told apart by (BLOCK_I, BLOCK_J) (:data:`TILES`); the pruner keeps the pair of the problem's tile.
-# Chosen with the compile check (kernels/compile_check.py, sm_90 and sm_87, fp32 / fp16 / bf16, the
-# DCS shapes and a ragged one): none spills registers. num_stages 3 spilled in the backward kernels,
-# 1 in float32; 128-wide output tiles of the row kernels spilled on ragged strided inputs, so C > 64
-# uses 64-wide output tiles there (the Gram kernel keeps 128).
+# Two configurations per kernel and channel tile (:func:`channel_tile`, told apart by (BLOCK_I, BLOCK_J):
+# :data:`TILES`), chosen with the compile check (sm_90 / sm_87, fp32 / fp16 / bf16, DCS and ragged
+# shapes: no spills; num_stages 3 and 128-wide row-kernel output tiles spilled in the backward).
 _GRAM_GPU = [dict(BLOCK_I=32, BLOCK_J=32, BLOCK_R=64, num_warps=4, num_stages=2),
              dict(BLOCK_I=32, BLOCK_J=32, BLOCK_R=32, num_warps=4, num_stages=2),
              dict(BLOCK_I=64, BLOCK_J=64, BLOCK_R=64, num_warps=4, num_stages=2),
@@ -78,13 +72,11 @@ def _rows_shared(meta: dict, elem: int) -> int:
 
 
 def _gram_programs(meta: dict, args: dict) -> int:
-    c = int(args["C"])
-    return triton.cdiv(c, meta["BLOCK_I"]) * triton.cdiv(c, meta["BLOCK_J"]) * int(args["PROGRAMS_B"])
+    return triton.cdiv(int(args["C"]), meta["BLOCK_I"]) * triton.cdiv(int(args["C"]), meta["BLOCK_J"]) * int(args["PROGRAMS_B"])
 
 
 def _rows_programs(meta: dict, args: dict) -> int:
-    return triton.cdiv(int(args["R"]), meta["BLOCK_N"]) * triton.cdiv(int(args["C"]), meta["BLOCK_J"]) * \
-        int(args["X"].shape[0])
+    return triton.cdiv(int(args["R"]), meta["BLOCK_N"]) * triton.cdiv(int(args["C"]), meta["BLOCK_J"]) * args["X"].shape[0]
 
 
 _GRAM_PRUNE = make_pruner(tensor_arg="X", shared_bytes=_gram_shared, programs=_gram_programs, fits=_fits)
