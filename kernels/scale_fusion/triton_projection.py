@@ -142,8 +142,9 @@ def _proj_fwd(X, Wt, SCALE, SHIFT, RH, AH, RW, AW, OUT, MEANS,
         out += row1 * ah1[None, :]
     dst = OUT + b * C_OUT * HW4 + offs_o[:, None].to(tl.int64) * HW4 + offs_p[None, :]
     tl.store(dst, out.to(OUT.dtype.element_ty), mask=mo[:, None] & mp[None, :])
-    # epilogue: this block's share of the map's per-channel mean (MEANS: B x position blocks x C_out)
-    part = tl.sum(tl.where(mp[None, :], out, 0.0), 1) * inv_hw
+    # epilogue: this block's share of the map's per-channel mean (MEANS: B x position blocks x C_out);
+    # out is 0 at positions past the map (their blend weights load as 0)
+    part = tl.sum(out, 1) * inv_hw
     tl.store(MEANS + (b * tl.num_programs(0) + pid_p) * C_OUT + offs_o, part, mask=mo)
 
 
