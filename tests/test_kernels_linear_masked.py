@@ -105,6 +105,20 @@ def test_written_out_backward_equals_autograd_in_both_orders() -> None:
             assert torch.allclose(a, b, atol=1e-10)
 
 
+def test_op_traces_as_one_node_and_counts_the_chosen_order() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from kernels.linear_attention import linear_attention_flops
+
+    x, mask, _ = _inputs(CASES[0])  # 5 x 7 map, stride 2: 12 keys, C 20: the op counts its resolved order
+    with FlopCounterMode(display=False) as counter:
+        masked_linear_attention(x, mask, (5, 7), 2, path="triton")
+    assert counter.get_total_flops() == linear_attention_flops(2, 35, 12, 20)
+    traced = torch.fx.experimental.proxy_tensor.make_fx(
+        lambda a, m: masked_linear_attention(a, m, (5, 7), 2, path="triton"), tracing_mode="fake")(x, mask)
+    assert sum(1 for nd in traced.graph.nodes if "masked_linear_attention" in str(nd.target)) == 1
+
+
 def test_dispatch_rules_and_override(monkeypatch) -> None:
     monkeypatch.delenv(ENV, raising=False)
     assert choose_path(2048, 512, 24, "cuda") == "triton"  # Q (K^T V) cheaper: the kernels
