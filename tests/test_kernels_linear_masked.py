@@ -83,6 +83,45 @@ def test_triton_linear_attention_interpreted() -> None:
             assert r[key] <= TOL, (case[0], key, r)
 
 
+def _gpu_config_errors() -> dict:
+    """Under the interpreter: each pair of GPU configurations (Gram, row kernels) of each channel tile
+    class run alone (the autotuner given that one config) on a shape of that class, vs float64."""
+    import triton
+
+    from kernels.linear_attention import triton_linear as tli
+
+    def as_config(d: dict):
+        meta = {k: v for k, v in d.items() if k not in ("num_warps", "num_stages")}
+        return triton.Config(meta, num_warps=d["num_warps"], num_stages=d["num_stages"])
+
+    out = {}
+    saved = {k: getattr(tli, k).configs for k in ("_la_gram", "_la_apply", "_la_key_grad")}
+    try:
+        for c in (24, 40, 100):  # channel tile classes 32, 64, 128
+            grams = [g for g in tli._GRAM_GPU if tli.config_fits(g, c)]
+            rows = [r for r in tli._ROWS_GPU if tli.config_fits(r, c)]
+            for i, (g, r) in enumerate(zip(grams, rows)):
+                tli._la_gram.configs = [as_config(g)]
+                tli._la_apply.configs = tli._la_key_grad.configs = [as_config(r)]
+                case = (f"c{c}_pair{i}", 1, c, (9, 7), 2, 2, False)
+                out[case[0]] = _errors(case)
+    finally:
+        for k, v in saved.items():
+            getattr(tli, k).configs = v
+    return out
+
+
+def test_every_gpu_config_is_exact_under_the_interpreter() -> None:
+    """The GPU tile sizes (not just the interpreter's 16-wide ones) give the same numbers (2e-5)."""
+    pytest.importorskip("triton")
+    res = run_interpreted(__file__, "configs", timeout=600)
+    assert len(res) == 6
+    for name, r in res.items():
+        assert r["triton"], name
+        for key in ("fwd64", "fwd32", "dx64", "dm64", "direct"):
+            assert r[key] <= TOL, (name, key, r)
+
+
 @pytest.mark.parametrize("case", [("b2_c5_3x4_s2", 2, 5, (3, 4), 2, None, False),
                                   ("b1_c6_5x3_s3_pooled", 1, 6, (5, 3), 3, None, True)], ids=lambda c: c[0])
 def test_op_gradients_pass_gradcheck_in_float64(case) -> None:
@@ -204,5 +243,7 @@ def test_kernels_on_the_gpu_match_float64(dtype) -> None:
             assert a.dtype == dtype and rel <= tol * (1 if k == 0 else 2), (c, k, rel)
 
 
-if __name__ == "__main__":  # run by test_triton_linear_attention_interpreted under TRITON_INTERPRET=1
-    print(json.dumps({c[0]: _errors(c) for c in CASES}))
+if __name__ == "__main__":  # run by the interpreter tests above under TRITON_INTERPRET=1
+    import sys
+
+    print(json.dumps(_gpu_config_errors() if sys.argv[1:] == ["configs"] else {c[0]: _errors(c) for c in CASES}))
