@@ -1,7 +1,8 @@
 """Benchmark the Triton kernels against eager PyTorch and torch.compile (spec: kernels.md).
 
 Per shape: eager, torch.compile and Triton times (attention: every path of
-kernels/masked_attention/dispatch.py, one row each, and the dispatcher's timed pick) (median over CUDA-event windows of several
+kernels/masked_attention/dispatch.py, one row each, and the dispatcher's timed pick; the linear DCS
+form at the DCS models' attention shapes, edge_reid/bench/linear_attention_rows.py) (median over CUDA-event windows of several
 back-to-back calls after warm-up, edge_reid.bench.cuda_timing; forward + backward where the row
 says so, the backward fed fixed random output gradients),
 the ratios, achieved TFLOP/s (attention) or GB/s (weighted sum), and the fraction of the
@@ -203,7 +204,7 @@ def bench_fusion(shapes, rows: list, peaks) -> None:
             with torch.no_grad():
                 t = {"eager": cuda_median_ms(lambda: project_sampled_affine(x, wt, sc, sh, (h4, w4))),
                      "compile": cuda_median_ms(lambda: comp_p(x, wt, sc, sh, (h4, w4))),
-                     "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4)))}
+                     "triton": cuda_median_ms(lambda: projection_forward(x, wt, sc, sh, (h4, w4))[0])}
             tflops = projection_flops(b, cin, 2048, (h4, w4), fac) / (t["triton"] * 1e-3) / 1e12
             rows.append(_row("sampled_projection_fwd", f"B{b} {cin}->2048 x{fac} to {h4}x{w4}", t,
                              f"{tflops:.1f} TFLOP/s"))
@@ -239,6 +240,18 @@ def bench_weighted_sum(batches: List[int], hw: Tuple[int, int], rows: list, peak
             gbs = units * 4 * b * 2048 * h4 * w4 / (t["triton"] * 1e-3) / 1e9
             rows.append(_row(op, f"B{b}x2048x{h4}x{w4}x4", t, f"{gbs:.0f} GB/s ({gbs / copy_gbs:.0%} of copy)",
                              gbs * 1e9 / peaks[0] if peaks else float("nan")))
+
+
+# ----------------------------------------------------------------------------- linear DCS attention (issue 14, item 2)
+def bench_linear(dtypes: List[torch.dtype], rows: list, peaks, quick: bool) -> None:
+    """Forward + backward of the linear form at every DCS-MobileNetV2 / DCS-ResNet50 attention shape
+    (batch 64; --quick: the first two at batch 8): eager, torch.compile, Triton, dispatcher."""
+    from edge_reid.bench.linear_attention_rows import bench_linear_attention, dcs_attention_shapes
+
+    shapes = dcs_attention_shapes((256, 128))
+    for r in bench_linear_attention(shapes[:2] if quick else shapes, 8 if quick else 64, dtypes, cuda_median_ms,
+                                    peaks[0] if peaks else 0.0):
+        rows.append(_row(r["op"], r["shape"], {**r["times"], "path": r["path"]}, r["achieved"], r["fraction"]))
 
 
 FIELDS = ["op", "shape", "eager_ms", "compile_ms", "triton_ms", "speedup_vs_eager", "speedup_vs_compile",
@@ -301,6 +314,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.per_config:
             bench_attention_configs(att_shapes[0], [dtype], rows, peaks)
             flush()
+    bench_linear([TRITON_DTYPES[d] for d in args.dtype], rows, peaks, args.quick)
+    flush()
     print(f"Wrote {args.out}/bench_kernels.csv and .json")
     return 0
 

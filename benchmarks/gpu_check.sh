@@ -33,8 +33,8 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, log to NAME.log
 }
 
 # (tests/test_bench_kernels.py's GPU test is left out: the benchmark step below runs the full benchmark)
-step gpu_tests 140 python -m pytest -m gpu tests/test_kernels_gpu.py tests/test_kernels_dispatch.py \
-  tests/test_kernels_host_work.py -q \
+step gpu_tests 150 python -m pytest -m gpu tests/test_kernels_gpu.py tests/test_kernels_dispatch.py \
+  tests/test_kernels_host_work.py tests/test_kernels_linear_masked.py -q \
   -p no:cacheprovider --junitxml="$OUT_DIR/gpu_tests.xml"
 step bench_kernels 250 python benchmarks/bench_kernels.py --out "$OUT_DIR"
 step bench_models 80 python benchmarks/bench_models_gpu.py --out "$OUT_DIR"

@@ -118,6 +118,9 @@ def sample_launches(dtype: torch.dtype, shapes: str = "spec") -> List[Launch]:
         proj.projection_forward(rand(pb, pc, ph, pw), rand(pout, pc), rand(pout), rand(pout),
                                 (maps_shape[2], maps_shape[3]))
     launches += recorded
+    from kernels.compile_check_linear import linear_attention_launches
+
+    launches += linear_attention_launches(dtype, shapes)
     for launch in launches:
         launch.shapes = shapes
     return launches
@@ -281,7 +284,12 @@ def check_kernels(archs: Sequence[int], dtypes: Sequence[torch.dtype], shapes: S
     reports: List[BuildReport] = []
     for dtype in dtypes:
         for launch in (launch for kind in shapes for launch in sample_launches(dtype, kind)):
-            configs = candidate_configs(launch)
+            if launch.name.startswith("triton_linear."):  # linear form: the configs of the launch's channel tile
+                from kernels.compile_check_linear import linear_fitting_configs
+
+                configs = linear_fitting_configs(launch)
+            else:
+                configs = candidate_configs(launch)
             configs = configs[:1] if first_config_only else configs
             for arch in archs:
                 for config in configs:

@@ -31,6 +31,7 @@ def test_quick_gpu_run_writes_every_row(tmp_path: Path) -> None:
         assert ops.count(f"masked_attention_fwd_bwd path={path}") == 4
     summary = [r for r in rows if r["op"] == "masked_attention_fwd_bwd"]
     assert all(r["dispatch_path"] in ("reference", "compiled", "triton", "sdpa") for r in summary)
+    assert ops.count("linear_attention_fwd_bwd") == 4  # 2 quick DCS shapes x 2 dtypes
     assert {"visnet_fusion_fwd_bwd", "sampled_projection_fwd", "weighted_sum_gap_fwd", "weighted_sum_gap_fwd_bwd",
             "device_copy"} <= set(ops)
     assert all(r["triton_ms"] > 0 for r in rows if r["op"] != "device_copy")

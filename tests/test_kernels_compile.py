@@ -21,7 +21,9 @@ ONE_TILE_SPLIT = {"triton_forward._fwd", "triton_backward._delta", "triton_backw
 TILED = {"triton_tiled._mca_fwd", "triton_tiled._mca_bwd_dq", "triton_tiled._mca_bwd_dkv"}
 #: Launched kernels per sample shape set: "spec" has C = 256 (one tile, split backward), 24 (one
 #: tile, symmetric backward) and 2048 (channel-tiled); "odd" has C = 200 (one tile, split backward).
-KERNELS = {"spec": FUSION | ONE_TILE_SPLIT | TILED | {"triton_backward._bwd_sym"}, "odd": FUSION | ONE_TILE_SPLIT}
+LINEAR = {"triton_linear._la_gram", "triton_linear._la_apply", "triton_linear._la_key_grad"}
+KERNELS = {"spec": FUSION | ONE_TILE_SPLIT | TILED | {"triton_backward._bwd_sym"} | LINEAR,
+           "odd": FUSION | ONE_TILE_SPLIT | LINEAR}
 
 
 def test_parse_arch_names_and_numbers() -> None:

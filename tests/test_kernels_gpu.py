@@ -109,9 +109,10 @@ def test_fusion_kernels_in_half_precision(dtype) -> None:
     wt = (torch.randn(2048, 1024, device="cuda", generator=g) / 32).to(dtype)
     scale = (torch.rand(2048, device="cuda", generator=g) + 0.5).to(dtype)
     shift = torch.randn(2048, device="cuda", generator=g).to(dtype)
-    out = projection_forward(x, wt, scale, shift, (8, 4))
+    out, means = projection_forward(x, wt, scale, shift, (8, 4))
     ref = project_sampled_affine(x.double(), wt.double(), scale.double(), shift.double(), (8, 4))
     assert out.dtype == dtype and _rel(out, ref) <= RTOL[dtype]
+    assert means.dtype == dtype and _rel(means, ref.mean(dim=(2, 3))) <= RTOL[dtype]  # the epilogue's means
     maps = [torch.randn(4, 2048, 8, 4, device="cuda", generator=g).to(dtype).requires_grad_() for _ in range(4)]
     w = torch.rand(4, 4, device="cuda", generator=g).to(dtype).requires_grad_()
     fused, gap = weighted_scale_sum(maps, w)

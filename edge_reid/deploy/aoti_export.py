@@ -51,10 +51,11 @@ def _wsum_decomposition(maps: List[Any], weights: Any) -> Tuple[Any, Any]:
     return fused.contiguous(), gap.contiguous()
 
 
-def _projection_decomposition(x: Any, weight: Any, scale: Any, shift: Any, out_h: int, out_w: int) -> Any:
+def _projection_decomposition(x: Any, weight: Any, scale: Any, shift: Any, out_h: int, out_w: int) -> Tuple[Any, Any]:
     from kernels.scale_fusion.fast import project_sampled_affine
 
-    return project_sampled_affine(x, weight, scale, shift, (out_h, out_w)).contiguous()
+    out = project_sampled_affine(x, weight, scale, shift, (out_h, out_w)).contiguous()
+    return out, out.mean(dim=(2, 3))
 
 
 #: Custom ops of the fast fusion (qualified name -> exact PyTorch decomposition).

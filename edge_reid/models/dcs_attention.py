@@ -11,8 +11,8 @@ For a feature map X (B x C x H x W) seen as N = H*W tokens of C channels
 
   - ``linear`` (the CNN default; the simplified non-local block of the paper's section 3.1):
     Q = X*M, K = X_s*M_s, V = X_s with X_s the key tokens at spatial stride ``key_stride``
-    (N_s of them), Y_att = Q (K^T V) / N_s via ``kernels.linear_attention`` (whichever order is
-    cheaper for the shape);
+    (N_s of them), Y_att = Q (K^T V) / N_s via ``kernels.linear_attention.masked_linear_attention``
+    (Triton kernels with the mask applied on load on CUDA, else the cheaper order in PyTorch);
   - ``softmax`` (transformer-style): Y_att = softmax((X*M)(X*M)^T / sqrt(C)) X via
     ``kernels.masked_channel_attention`` (``key_stride`` is not used);
 
@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from edge_reid.errors import InvalidInputError
-from kernels import linear_attention, masked_channel_attention
+from kernels import masked_channel_attention
+from kernels.linear_attention import masked_linear_attention
 
 #: The attention forms (``form`` option); the first is the default of the CNN models.
 FORMS = ("linear", "softmax")
@@ -132,10 +133,7 @@ class DCSAttention(nn.Module):
         if self.form == "softmax":
             att = masked_channel_attention(tokens.contiguous(), mask.contiguous(), 1.0 / c**0.5)
         else:
-            s = self.key_stride
-            keys = x[:, :, ::s, ::s].flatten(2).transpose(1, 2)  # B x N_s x C
-            key_mask = mask.transpose(1, 2).reshape(b, c, h, w)[:, :, ::s, ::s].flatten(2).transpose(1, 2)
-            att = linear_attention((tokens * mask).contiguous(), (keys * key_mask).contiguous(), keys.contiguous())
+            att = masked_linear_attention(tokens, mask, (h, w), self.key_stride)  # keys and mask read in place
         return att.transpose(1, 2).reshape(b, c, h, w)
 
     def kept_fraction(self) -> float:

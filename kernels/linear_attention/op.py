@@ -3,15 +3,13 @@
 ``linear_attention(q, k, v, scale=None, order="auto")`` goes through the custom op
 ``edge_reid::linear_attention`` whose backward is the custom op
 ``edge_reid::linear_attention_backward``. Both have fake (meta) implementations, so
-torch.compile and torch.export trace them as single nodes. Both dispatch to the PyTorch
-reference today; :func:`_kernel` is the one place a Triton kernel plugs in (the dispatch rule of
-``kernels._triton_utils.use_triton``, as for masked-channel attention). During ONNX export the
-public function calls the reference directly (standard operators).
+torch.compile and torch.export trace them as single nodes. Both run the PyTorch reference: the
+Triton kernels of the linear form take the tokens and their channel mask instead of Q, K, V
+(``masked.masked_linear_attention``, what the DCS models call), so that X*M is never written to
+memory. During ONNX export the public function calls the reference directly (standard operators).
 """
 
-import functools
-import importlib
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -25,35 +23,9 @@ from kernels.linear_attention.reference import (
 )
 
 
-def _kernel(name: str, *tensors: torch.Tensor) -> Optional[Callable[..., object]]:
-    """The Triton implementation of ``name`` (``forward`` / ``backward``) for these tensors, or None.
-
-    No Triton kernel exists yet: every call uses the reference. A kernel module
-    ``kernels/linear_attention/triton_linear.py`` with ``la_forward`` / ``la_backward`` is
-    picked up here once written, under ``use_triton(*tensors)``.
-    """
-    from kernels._triton_utils import use_triton
-
-    if not use_triton(*tensors):
-        return None
-    return getattr(_triton_module(), f"la_{name}", None)
-
-
-@functools.lru_cache(maxsize=1)
-def _triton_module() -> Optional[object]:
-    """``kernels.linear_attention.triton_linear`` when it exists (looked up once)."""
-    try:
-        return importlib.import_module("kernels.linear_attention.triton_linear")
-    except ImportError:
-        return None
-
-
 @torch.library.custom_op("edge_reid::linear_attention", mutates_args=())
 def _la_op(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, order: str) -> torch.Tensor:
     """Y = scale * Q K^T V (B x N x C)."""
-    kernel = _kernel("forward", q, k, v)
-    if kernel is not None:
-        return kernel(q, k, v, scale, order)  # type: ignore[return-value]
     return linear_attention_reference(q, k, v, scale, order).contiguous()
 
 
@@ -66,9 +38,6 @@ def _la_op_fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
 def _la_bwd_op(grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
                order: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dQ, dK, dV) of linear attention."""
-    kernel = _kernel("backward", q, k, v)
-    if kernel is not None:
-        return kernel(grad_out, q, k, v, scale, order)  # type: ignore[return-value]
     dq, dk, dv = linear_attention_backward_reference(grad_out, q, k, v, scale, order)
     return dq.contiguous(), dk.contiguous(), dv.contiguous()
 

@@ -91,3 +91,38 @@ def linear_attention_backward_reference(grad_out: torch.Tensor, q: torch.Tensor,
     a = torch.matmul(q, k.transpose(-1, -2)) * scale
     da = torch.matmul(g, v.transpose(-1, -2)) * scale
     return torch.matmul(da, k), torch.matmul(da.transpose(-1, -2), q), torch.matmul(a.transpose(-1, -2), g)
+
+
+def key_tokens(t: torch.Tensor, size: Tuple[int, int], stride: int) -> torch.Tensor:
+    """The key tokens of a B x N x C token tensor of an H x W map: positions with h, w multiples of
+    ``stride`` (as ``map[..., ::stride, ::stride]``), B x N_s x C."""
+    b, _, c = t.shape
+    return t.reshape(b, int(size[0]), int(size[1]), c)[:, ::stride, ::stride].reshape(b, -1, c)
+
+
+def masked_linear_attention_reference(x: torch.Tensor, mask: torch.Tensor, size: Tuple[int, int],
+                                      key_stride: int = 2, scale: Optional[float] = None,
+                                      order: str = "auto") -> torch.Tensor:
+    """DCS linear form Y = (X*M) ((X_s*M_s)^T X_s) * scale (scale default 1 / N_s), plain PyTorch ops."""
+    keys, key_mask = key_tokens(x, size, key_stride), key_tokens(mask, size, key_stride)
+    return linear_attention_reference(x * mask, keys * key_mask, keys, scale, order)
+
+
+def masked_linear_attention_backward_reference(grad_out: torch.Tensor, x: torch.Tensor, mask: torch.Tensor,
+                                               size: Tuple[int, int], key_stride: int, scale: float,
+                                               order: str = "auto") -> Tuple[torch.Tensor, torch.Tensor]:
+    """(dX, dM) of :func:`masked_linear_attention_reference`, written out (contiguous B x N x C).
+
+    With Q = X*M, K = X_s*M_s, V = X_s and (dQ, dK, dV) from :func:`linear_attention_backward_reference`:
+    dX = dQ*M + [keys] (dK*M_s + dV), dM = dQ*X + [keys] dK*X_s.
+    """
+    b, n, c = x.shape
+    h, w, s = int(size[0]), int(size[1]), int(key_stride)
+    keys, key_mask = key_tokens(x, size, s), key_tokens(mask, size, s)
+    dq, dk, dv = linear_attention_backward_reference(grad_out, x * mask, keys * key_mask, keys, scale, order)
+    dx = (dq * mask).reshape(b, h, w, c)
+    dm = (dq * x).reshape(b, h, w, c)
+    hs, ws = dx[:, ::s, ::s].shape[1:3]
+    dx[:, ::s, ::s] += (dk * key_mask + dv).reshape(b, hs, ws, c)
+    dm[:, ::s, ::s] += (dk * keys).reshape(b, hs, ws, c)
+    return dx.reshape(b, n, c).contiguous(), dm.reshape(b, n, c).contiguous()

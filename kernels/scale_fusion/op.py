@@ -6,7 +6,8 @@ map), equal to the paper-order computation (``reference.scale_fusion_reference``
 otherwise; ONNX export sees only the plain PyTorch form:
 
 * ``edge_reid::sampled_projection``: gather + 1x1 projection + folded BN + ReLU + bilinear blend of
-  one stage (triton_projection.py), used in eval mode (running BN statistics). Its backward is
+  one stage (triton_projection.py), used in eval mode (running BN statistics); it also returns the
+  map's per-channel mean from the kernel's epilogue (the scale attention's input). Its backward is
   PyTorch ops (recomputes the sampled pre-activation). In training the BN batch statistics come
   from the input moments and the projection stays on the PyTorch path (fast.project_sampled).
 * ``edge_reid::weighted_scale_sum``: the weighted sum of the maps + its GAP (triton_fusion.py).
@@ -94,18 +95,20 @@ def weighted_scale_sum(maps: Sequence[torch.Tensor], weights: torch.Tensor) -> T
 
 @torch.library.custom_op("edge_reid::sampled_projection", mutates_args=())
 def _proj_op(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, out_h: int,
-             out_w: int) -> torch.Tensor:
-    """resize(ReLU(scale * (weight @ x) + shift)) to out_h x out_w from the sampled positions (B x D x h x w)."""
+             out_w: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(P, mean of P over positions): P = resize(ReLU(scale * (weight @ x) + shift)) to out_h x out_w from
+    the sampled positions (B x D x h x w), the mean (B x D) from the Triton kernel's epilogue."""
     if use_triton(x):
         from kernels.scale_fusion.triton_projection import projection_forward
 
         return projection_forward(x, weight, scale, shift, (out_h, out_w))
-    return project_sampled_affine(x, weight, scale, shift, (out_h, out_w)).contiguous()
+    out = project_sampled_affine(x, weight, scale, shift, (out_h, out_w)).contiguous()
+    return out, out.mean(dim=(2, 3))
 
 
 @_proj_op.register_fake
 def _proj_fake(x, weight, scale, shift, out_h, out_w):  # type: ignore[no-untyped-def]
-    return x.new_empty((x.shape[0], weight.shape[0], out_h, out_w))
+    return x.new_empty((x.shape[0], weight.shape[0], out_h, out_w)), x.new_empty((x.shape[0], weight.shape[0]))
 
 
 def projection_backward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
@@ -138,8 +141,12 @@ def _proj_setup(ctx, inputs, output) -> None:  # type: ignore[no-untyped-def]
     ctx.save_for_backward(x, weight, scale, shift)
 
 
-def _proj_backward(ctx, grad):  # type: ignore[no-untyped-def]
+def _proj_backward(ctx, grad, grad_mean):  # type: ignore[no-untyped-def]
     x, weight, scale, shift = ctx.saved_tensors
+    if grad is None:
+        grad = x.new_zeros((x.shape[0], weight.shape[0], *ctx.size))
+    if grad_mean is not None:  # d mean / d P = 1 / (h w) at every position
+        grad = grad + grad_mean[:, :, None, None] / float(ctx.size[0] * ctx.size[1])
     dx, dw, dscale, dshift = projection_backward(x, weight, scale, shift, ctx.size, grad)
     return dx, dw, dscale, dshift, None, None
 
@@ -147,14 +154,16 @@ def _proj_backward(ctx, grad):  # type: ignore[no-untyped-def]
 _proj_op.register_autograd(_proj_backward, setup_context=_proj_setup)
 
 
-def sampled_projection(p: Projection, x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """One stage's P = resize(ReLU(BN(Conv1x1(x)))): the Triton kernel in eval mode where it runs.
+def sampled_projection(p: Projection, x: torch.Tensor, size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One stage's (P, its spatial mean B x D), P = resize(ReLU(BN(Conv1x1(x)))): the Triton kernel in
+    eval mode where it runs, whose epilogue also gives the mean (no separate pass over P).
 
     Training-mode BN (batch statistics from the input moments, running-stat update) and CPU tensors
-    without TRITON_INTERPRET=1 use the PyTorch form (fast.project_sampled), as does ONNX export.
+    without TRITON_INTERPRET=1 use the PyTorch form (fast.project_sampled) and P.mean, as does ONNX export.
     """
     if p.uses_batch_stats or not use_triton(x) or torch.onnx.is_in_onnx_export():
-        return project_sampled(p, x, size)
+        out = project_sampled(p, x, size)
+        return out, out.mean(dim=(2, 3))
     scale, shift = folded_affine(p, x)
     w = p.weight.reshape(p.weight.shape[0], -1)
     return _proj_op(x, w, scale.to(x.dtype), shift.to(x.dtype), int(size[0]), int(size[1]))
@@ -170,14 +179,14 @@ def scale_fusion(
     BN batch statistics come from the input moments and the running statistics are updated.
     """
     size = (int(f4.shape[-2]), int(f4.shape[-1]))
-    maps = [sampled_projection(p, x, size) for p, x in zip(projections, feats)]
-    maps.append(f4)
+    projected = [sampled_projection(p, x, size) for p, x in zip(projections, feats)]
+    maps = [m for m, _ in projected] + [f4]
     if mlp is None:
         weights = f4.new_full((f4.shape[0], len(maps)), 1.0 / len(maps))
-    else:
-        g = maps[0].mean(dim=(2, 3))
-        for m in maps[1:]:
-            g = g + m.mean(dim=(2, 3))
+    else:  # GAP of the mean map = mean of the maps' means (the projections' come from their kernel)
+        g = f4.mean(dim=(2, 3))
+        for _, mean in projected:
+            g = g + mean
         weights = mlp(g / len(maps))
     fused, gap = weighted_scale_sum(maps, weights)
     return fused, weights, gap

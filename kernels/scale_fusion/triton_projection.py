@@ -75,9 +75,9 @@ def _act(acc, sc, sh):
 
 @autotune(_GPU, _CPU, key=["C_IN", "C_OUT", "HW4", "TH", "TW", "B_BUCKET"], pruner=_PRUNE)
 @triton.jit
-def _proj_fwd(X, Wt, SCALE, SHIFT, RH, AH, RW, AW, OUT,
+def _proj_fwd(X, Wt, SCALE, SHIFT, RH, AH, RW, AW, OUT, MEANS,
               sxb, sxc, sxh, sxw, swo, swc,
-              C_IN, C_OUT, W4, HW4, B_BUCKET,
+              C_IN, C_OUT, W4, HW4, inv_hw, B_BUCKET,
               TH: tl.constexpr, TW: tl.constexpr, IEEE: tl.constexpr,
               BLOCK_O: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr):
     pid_p = tl.program_id(0)
@@ -142,6 +142,10 @@ def _proj_fwd(X, Wt, SCALE, SHIFT, RH, AH, RW, AW, OUT,
         out += row1 * ah1[None, :]
     dst = OUT + b * C_OUT * HW4 + offs_o[:, None].to(tl.int64) * HW4 + offs_p[None, :]
     tl.store(dst, out.to(OUT.dtype.element_ty), mask=mo[:, None] & mp[None, :])
+    # epilogue: this block's share of the map's per-channel mean (MEANS: B x position blocks x C_out);
+    # out is 0 at positions past the map (their blend weights load as 0)
+    part = tl.sum(out, 1) * inv_hw
+    tl.store(MEANS + (b * tl.num_programs(0) + pid_p) * C_OUT + offs_o, part, mask=mo)
 
 
 @lru_cache(maxsize=64)
@@ -184,11 +188,13 @@ def _tables(in_size: int, out_size: int, device: torch.device):
 
 
 def projection_forward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor,
-                       size: Tuple[int, int]) -> torch.Tensor:
-    """Triton: resize(ReLU(scale * (weight @ x) + shift)) at ``size``, from the sampled positions only.
+                       size: Tuple[int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Triton: (P, its per-channel spatial mean) with P = resize(ReLU(scale * (weight @ x) + shift)) at
+    ``size``, from the sampled positions only; the mean comes from the kernel's epilogue (per position
+    block, summed here when the map spans several blocks), so no separate pass reads P for it.
 
     x: B x C_in x H x W (any strides, H and W integer multiples of ``size``); weight: C_out x C_in;
-    scale, shift: C_out. Returns B x C_out x size[0] x size[1], contiguous, in x's dtype.
+    scale, shift: C_out. Returns B x C_out x size[0] x size[1] (contiguous) and B x C_out, in x's dtype.
     """
     from kernels.scale_fusion.fast import sampling_plan  # the same validation as the PyTorch form
 
@@ -204,13 +210,26 @@ def projection_forward(x: torch.Tensor, weight: torch.Tensor, scale: torch.Tenso
     tw, rw, aw = _tables(w_, w4, x.device)
     out = torch.empty((bsz, c_out, h4, w4), dtype=x.dtype, device=x.device)
     if out.numel() == 0:
-        return out
+        return out, out.new_zeros((bsz, c_out))
     hw4 = h4 * w4
-    grid = lambda meta: (triton.cdiv(hw4, meta["BLOCK_P"]), triton.cdiv(c_out, meta["BLOCK_O"]), bsz)  # noqa: E731
-    _proj_fwd[grid](x, wt, scale.contiguous(), shift.contiguous(), rh, ah, rw, aw, out,
-                    *x.stride(), *wt.stride(), c_in, c_out, w4, hw4, bucket(bsz, 2),
+    # partial means, one row per (batch, position block): sized for the smallest BLOCK_P (16 or a config's)
+    min_block = min([16] + [c.kwargs["BLOCK_P"] for c in _proj_fwd.configs])
+    partial = torch.empty((bsz * triton.cdiv(hw4, min_block) * c_out,), dtype=torch.float32, device=x.device)
+    blocks = {}
+
+    def grid(meta):
+        blocks["n"] = triton.cdiv(hw4, meta["BLOCK_P"])
+        if bsz * blocks["n"] * c_out > partial.numel():
+            raise ValueError(f"BLOCK_P={meta['BLOCK_P']} is below the smallest block projection_forward supports")
+        return (blocks["n"], triton.cdiv(c_out, meta["BLOCK_O"]), bsz)
+
+    _proj_fwd[grid](x, wt, scale.contiguous(), shift.contiguous(), rh, ah, rw, aw, out, partial,
+                    *x.stride(), *wt.stride(), c_in, c_out, w4, hw4, 1.0 / hw4, bucket(bsz, 2),
                     TH=th, TW=tw, IEEE=x.dtype == torch.float32)
-    return out
+    nblk = blocks["n"]
+    parts = partial[: bsz * nblk * c_out].view(bsz, nblk, c_out)
+    means = parts[:, 0] if nblk == 1 else parts.sum(1)
+    return out, means.to(x.dtype)
 
 
 def projection_flops(batch: int, c_in: int, c_out: int, size: Tuple[int, int], factor: int) -> float:
