@@ -101,3 +101,26 @@ def test_centring_gives_every_track_its_enrolled_identity(centred):
         assert right == PEOPLE
     else:
         assert right < PEOPLE // 2  # the offsets push every score under the threshold
+
+
+def test_the_pipeline_centres_its_gallery_and_counts_every_embedded_crop(tmp_path):
+    from edge_reid.stream.detectors import build_detector
+    from edge_reid.stream.pipeline import StreamConfig, StreamPipeline
+    from edge_reid.stream.sources import FramePacket
+    from test_stream_gallery import tiny_embedder
+    from test_stream_pipeline import _frames
+
+    emb = tiny_embedder(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(3)
+    gallery = Gallery(emb.meta, threshold=0.5, use_faiss=False)
+    for name in ("a", "b"):
+        gallery.add_identity(rng.normal(size=(3, emb.meta.embedding_dim)) + 2.0, name=name)
+    raw = gallery.vectors.copy()
+    assert StreamPipeline(emb, build_detector("background"), gallery, StreamConfig()).centring is None
+    np.testing.assert_array_equal(gallery.vectors, raw)  # off by default: the gallery is untouched
+    pipeline = StreamPipeline(emb, build_detector("background"), gallery,
+                              StreamConfig(camera_centring=True, centring_min_count=1))
+    assert abs(float(gallery.vectors.mean(axis=0) @ raw.mean(axis=0))) < 0.05  # enrolment mean removed
+    for t, frame in enumerate(_frames(12, 10 ** 6)):
+        pipeline.process(FramePacket(frame=frame, camera_id="cam1", frame_index=t, timestamp=t / 10))
+    assert pipeline.crops_embedded > 0 and pipeline.centring._count["cam1"] == pipeline.crops_embedded
