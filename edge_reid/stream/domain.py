@@ -7,7 +7,11 @@ each other in camera 1, 0.63 to themselves across cameras). Cross-camera ReID sy
 that offset per camera (camera-wise batch/feature normalisation): here every camera keeps a
 running mean of the embeddings of all the crops it embedded, the enrolment images have their
 own mean, and a vector is matched as ``normalise(v - mean(domain))``. Tracking inside one
-camera keeps the raw embeddings (the offset is the same for everyone there).
+camera keeps the raw embeddings (the offset is the same for everyone there). A camera's mean
+is subtracted only after ``min_count`` crops (its first crops are one person: subtracting their
+mean would erase that person). The gallery is centred in place, so a gallery saved by a run with
+centring holds centred vectors: keep the flag the same for one gallery folder. Off by default:
+on the synthetic scenes it moved cross-camera IDF1 by -0.003 to +0.013 (README, third round).
 """
 
 from __future__ import annotations
