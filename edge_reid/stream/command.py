@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cameras may see the same place: one identity may be in several cameras at once "
                              "(default: one place at a time, so concurrent tracks in different cameras get "
                              "different identities)")
+    parser.add_argument("--camera-centring", action="store_true",
+                        help="match each track minus its camera's running mean embedding and the gallery minus "
+                             "its enrolment mean (camera-aware feature normalisation; off by default)")
     parser.add_argument("--no-new-identities", action="store_true",
                         help="only match the gallery; never create identities from unmatched tracks")
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: default)")
@@ -308,7 +311,8 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities,
                           infrared=set(args.infrared), camera_index=camera_index,
                           identity_scope="camera" if args.overlapping_cameras else "all",
-                          tracker_kind=args.tracker or StreamConfig.tracker_kind)
+                          tracker_kind=args.tracker or StreamConfig.tracker_kind,
+                          camera_centring=args.camera_centring)
     summary = run_stream(sources, embedder, detector, gallery, out, gallery_dir, config, show=args.show,
                          max_frames=args.max_frames)
     if evaluation is not None:

@@ -54,7 +54,8 @@ class IdentityAssigner:
 
     def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.05, switch_after: int = 3,
                  active_gap: int = 2, min_observations: int = 4, min_quality: float = 1.0,
-                 new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0) -> None:
+                 new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0,
+                 centring: Optional[Any] = None) -> None:
         if scope not in SCOPES:
             raise InvalidInputError(f"Unknown identity scope '{scope}'; choose {' or '.join(SCOPES)}.")
         self.gallery, self.scope, self.stickiness = gallery, scope, float(stickiness)
@@ -62,6 +63,7 @@ class IdentityAssigner:
         self.min_observations, self.min_quality = int(min_observations), float(min_quality)
         self.new_identities, self.assign_after = bool(new_identities), max(1, int(assign_after))
         self.memory_observations = int(memory_observations)
+        self.centring = centring  # a domain.CameraCentring: tracks are matched minus their camera's mean
         self.latest: Dict[str, int] = {}
         self._was_active: Dict[int, Any] = {}
         self.switches = 0
@@ -83,8 +85,14 @@ class IdentityAssigner:
             return
         self._solve(live)
 
+    def vector(self, t: Any) -> np.ndarray:
+        """The vector ``t`` is matched (and remembered) by: its aggregate, minus its camera's mean
+        embedding with camera centring."""
+        v = t.aggregate()
+        return v if self.centring is None else self.centring.centre(t.camera_id, v)
+
     def _solve(self, live: List[Any]) -> None:
-        ids, sims = self.gallery.scores(np.stack([t.aggregate() for t in live]), use_index=False)
+        ids, sims = self.gallery.scores(np.stack([self.vector(t) for t in live]), use_index=False)
         sims = sims.astype(np.float64)
         column = {int(i): k for k, i in enumerate(ids)}
         owners = {t.identity: t for t in live if t.owns_identity and t.identity is not None}
@@ -112,7 +120,7 @@ class IdentityAssigner:
                 self.switches += int(t.identity is not None)
                 t.identity, t.pending = h, {}
             if t.identity is None and p is None and self._may_create(t):
-                ident = self.gallery.add_identity(t.aggregate(), source=f"track:{t.camera_id}/{t.track_id}")
+                ident = self.gallery.add_identity(self.vector(t), source=f"track:{t.camera_id}/{t.track_id}")
                 t.identity, t.owns_identity, t.score = ident.id, True, 1.0
 
     def _hysteresis(self, t: Any, proposal: Optional[int]) -> Optional[int]:
@@ -138,7 +146,7 @@ class IdentityAssigner:
             del self._was_active[key]
             if t.identity is not None and not t.owns_identity and t.observations >= self.memory_observations \
                     and t.identity in self.gallery.identities:
-                self.gallery.add_embeddings(t.identity, t.aggregate())
+                self.gallery.add_embeddings(t.identity, self.vector(t))
         self._was_active.update(now)
 
     def _may_create(self, t: Any) -> bool:

@@ -29,6 +29,7 @@ import numpy as np
 from edge_reid.stream.crops import StageTimer, crop_quality
 from edge_reid.stream.crops import int_box as _int_box
 from edge_reid.stream.detectors.base import Detections, Detector
+from edge_reid.stream.domain import centre_gallery
 from edge_reid.stream.gallery import Gallery
 from edge_reid.stream.identities import IdentityAssigner
 from edge_reid.stream.sources import FramePacket, MultiSource
@@ -51,6 +52,8 @@ class StreamConfig:
     stickiness: float = 0.05         # added to a track's current identity's score in the assignment
     switch_after: int = 3            # assignments in a row another identity must win before a track switches
     memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
+    camera_centring: bool = False    # match tracks minus their camera's running mean embedding (domain.py)
+    centring_min_count: int = 300    # crops a camera embeds before its mean is subtracted
     max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
     tracker_kind: str = DEFAULT_TRACKER  # a TRACKERS name: "appearance" (motion + embeddings) or "bytetrack"
     tracker: Dict[str, Any] = field(default_factory=dict)
@@ -116,10 +119,12 @@ class StreamPipeline:
         self.config = config or StreamConfig()
         self.trackers = MultiCameraTracker(self.config.tracker_kind, **self.config.tracker)
         cfg = self.config
+        self.centring = centre_gallery(gallery, cfg.centring_min_count) if cfg.camera_centring else None
         self.assigner = IdentityAssigner(gallery, scope=cfg.identity_scope, stickiness=cfg.stickiness,
                                          switch_after=cfg.switch_after, min_observations=cfg.min_observations,
                                          min_quality=cfg.min_quality, new_identities=cfg.new_identities,
-                                         memory_observations=cfg.memory_observations)
+                                         memory_observations=cfg.memory_observations,
+                                         centring=self.centring)
         self.tracks: Dict[Tuple[str, int], TrackState] = {}       # (camera, pipeline track id)
         self._live: Dict[Tuple[str, int], TrackState] = {}        # (camera, tracker id) -> segment
         self._next_track: Dict[str, int] = {}
@@ -193,6 +198,8 @@ class StreamPipeline:
         self.embed_calls += 1
         for i, e in zip(which, embeddings):
             out[i] = np.asarray(e, np.float32)
+        if self.centring is not None:
+            self.centring.observe(camera_id, np.asarray(embeddings))
         self.timer.add("embed", time.perf_counter() - t)
         return out
 
@@ -252,7 +259,7 @@ class StreamPipeline:
         state.weight_sum += quality
         state.observations += 1
         if state.owns_identity and state.identity is not None:
-            self.gallery.set_embeddings(state.identity, state.aggregate())
+            self.gallery.set_embeddings(state.identity, self.assigner.vector(state))
 
     def run(self, source: MultiSource, sinks: Sequence[Any] = (), max_frames: Optional[int] = None,
             on_frame: Optional[Callable[[FrameResult], None]] = None) -> Dict[str, Any]:
