@@ -8,6 +8,7 @@ from edge_reid.losses.registry import LOSSES, ReIDLoss, check_outputs
 from edge_reid.losses import cross_entropy, fidi, semantic, triplet  # noqa: F401  (registers the terms)
 from edge_reid.losses import ibb  # noqa: F401  (registers ibb)
 from edge_reid.losses import wrt  # noqa: F401  (registers wrt, the AGW metric loss)
+from edge_reid.losses import msi, mss  # noqa: F401  (registers the TMPA terms)
 from edge_reid.losses.composer import LossComposer, LossResult
 from edge_reid.losses.dwa import DynamicWeightAveraging
 from edge_reid.losses.fidi import fidi_loss

@@ -11,5 +11,6 @@ from edge_reid.models import visnet  # noqa: F401  (registers visnet)
 from edge_reid.models import dcs_models, dnas  # noqa: F401  (registers dcs_mobilenetv2, dcs_resnet50, dcs_searched)
 from edge_reid.models import agw  # noqa: F401  (registers agw, the two-stream visible-infrared baseline)
 from edge_reid.models import fusionreid  # noqa: F401  (registers fusionreid)
+from edge_reid.models import tmpa  # noqa: F401  (registers tmpa: AGW + Modality Feature Transfer)
 
 __all__ = ["MODELS", "build_model"]
