@@ -1,10 +1,10 @@
 """TMPA ablation on the synthetic visible-infrared set: AGW, + PedMix, + MFT, + MSS/MSI, full TMPA.
 
 Every row trains the same way (the AGW synthetic recipe at one budget: ``--epochs`` x 30 steps of
-8 ids x (2 visible + 2 infrared) at 64 x 32, seed 0) and is evaluated with the SYSU-MM01 protocol
+8 ids x (2 visible + 2 infrared) at ``--size``, default 48 x 24, seed 0) and is evaluated with the SYSU-MM01 protocol
 (all-search, single-shot, 10 trials). Columns: Rank-1, mAP, mINP (percent), training time (the
 summed step time of the epochs, evaluation and checkpoint writes excluded), the wall time of the
-row, and the test-time multiply-adds of one 64 x 32 image (:mod:`edge_reid.bench.complexity`).
+row, and the test-time multiply-adds of one image at that size (:mod:`edge_reid.bench.complexity`).
 
     python benchmarks/tmpa_ablation.py --out runs/tmpa_ablation --jobs 2
     python benchmarks/tmpa_ablation.py --out runs/tmpa_sweep --rows pedmix \\
@@ -33,24 +33,26 @@ AGW = "train/configs/agw_synthetic_vi.yaml"
 TMPA = "train/configs/tmpa_synthetic_vi.yaml"
 ID_WRT = "loss.terms=[{name: cross_entropy, label_smoothing: 0.0}, {name: wrt}]"
 
-#: row -> (description, config, overrides). "+ X" rows add one component to AGW; tmpa is all of them.
+#: row -> (description, config, overrides). PedMix and MFT are each added to AGW alone; MSS/MSI need
+#: MFT's specific features, so they are added to AGW + MFT; tmpa is all of them.
 ROWS: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
     "agw": ("AGW", AGW, ()),
     "pedmix": ("AGW + PedMix", AGW, ("data.pedmix.enabled=true",)),
     "mft": ("AGW + MFT (ID + WRT)", TMPA, ("model.options.mft=true", ID_WRT, "data.pedmix=null")),
-    "mss_msi": ("AGW + MSS/MSI (no MFT)", TMPA, ("model.options.mft=false", "data.pedmix=null")),
+    "mss_msi": ("AGW + MFT + MSS/MSI", TMPA, ("model.options.mft=true", "data.pedmix=null")),
     "tmpa": ("TMPA (PedMix + MFT + MSS/MSI)", TMPA, ("model.options.mft=true", "data.pedmix.enabled=true")),
 }
 
 
-def budget_overrides(epochs: int, threads: int, run_dir: Path) -> List[str]:
-    """The settings every row shares: the budget, threads, end-only evaluation, the run folder."""
-    return [f"train.epochs={epochs}", "train.iters_per_epoch=30", f"train.threads={threads}", "train.seed=0",
+def budget_overrides(epochs: int, threads: int, run_dir: Path, size: Sequence[int]) -> List[str]:
+    """The settings every row shares: the budget, input size, threads, end-only evaluation, the run folder."""
+    return [f"train.epochs={epochs}", f"data.input_size=[{size[0]}, {size[1]}]", "train.iters_per_epoch=30", f"train.threads={threads}", "train.seed=0",
             "train.eval_at_start=false", "train.eval_every=0", "train.checkpoint_iters=0",
             "output.tensorboard=false", f"output.dir={run_dir}"]
 
 
-def train_row(out: Path, name: str, spec: Dict[str, Any], epochs: int, threads: int) -> Dict[str, Any]:
+def train_row(out: Path, name: str, spec: Dict[str, Any], epochs: int, threads: int,
+              size: Sequence[int]) -> Dict[str, Any]:
     """Train and evaluate one row; write ``rows/<name>.json`` atomically and return it."""
     from edge_reid.bench.complexity import complexity
     from edge_reid.engine.api import train
@@ -58,17 +60,17 @@ def train_row(out: Path, name: str, spec: Dict[str, Any], epochs: int, threads: 
 
     run_dir = out / "runs" / name
     last = run_dir / "last.pth"
-    overrides = list(spec["overrides"]) + budget_overrides(epochs, threads, run_dir)
+    overrides = list(spec["overrides"]) + budget_overrides(epochs, threads, run_dir, size)
     load0, start = os.getloadavg(), time.perf_counter()
     result = train(str(ROOT / spec["config"]), overrides, resume=last if last.is_file() else None, verbose=False)
     wall = time.perf_counter() - start
     model = result.model.cpu().eval()
-    report = complexity(model, (64, 32), batch=1)
+    report = complexity(model, tuple(size), batch=1)
     row = {
         "row": name, "description": spec["description"], "config": spec["config"], "overrides": overrides,
         "rank1": result.metrics.get("rank1"), "mAP": result.metrics.get("mAP"), "mINP": result.metrics.get("mINP"),
         "train_time_s": sum(float(h.get("time_s", 0.0)) for h in result.history), "wall_s": wall,
-        "steps": epochs * 30, "macs": report.macs, "params": report.params,
+        "steps": epochs * 30, "input_size": list(size), "macs": report.macs, "params": report.params,
         "loadavg_start": load0, "loadavg_end": os.getloadavg(), "threads": threads,
         "history": result.history, "machine": machine(),
     }
@@ -90,7 +92,8 @@ def machine() -> str:
 
 def table(rows: Sequence[Dict[str, Any]], pending: Sequence[str]) -> str:
     """The markdown table of the finished rows (and the rows not run)."""
-    lines = ["| row | Rank-1 | mAP | mINP | training time | wall | MACs (64x32) |",
+    size = "x".join(str(v) for v in rows[0]["input_size"]) if rows else ""
+    lines = [f"| row | Rank-1 | mAP | mINP | training time | wall | MACs ({size}) |",
              "|---|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         lines.append(f"| {r['description']} | {r['rank1']:.2f} | {r['mAP']:.2f} | {r['mINP']:.2f} | "
@@ -137,17 +140,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--variant", action="append", default=[], help="extra row NAME=BASE (a ROWS name)")
     parser.add_argument("--set", action="append", default=[], dest="sets", help="NAME:key=value override of a variant")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of 30 steps (default 8: 240 steps)")
+    parser.add_argument("--size", default="48x24", help="input HEIGHTxWIDTH of every row (default 48x24)")
     parser.add_argument("--jobs", type=int, default=2, help="rows trained at once (each with 2 // jobs threads)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = [n for n in args.rows.split(",") if n]
     specs = row_specs(names, args.variant, args.sets)
     threads = max(1, 2 // max(1, args.jobs))
+    size = [int(v) for v in args.size.lower().split("x")]
     if args.worker:
         from edge_reid.errors import EdgeReidError
 
         try:
-            train_row(args.out, args.worker, specs[args.worker], args.epochs, threads)
+            train_row(args.out, args.worker, specs[args.worker], args.epochs, threads, size)
         except EdgeReidError as exc:
             print(f"row {args.worker}: {exc}", file=sys.stderr)
             return 2
@@ -157,7 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     running: List[Tuple[str, subprocess.Popen]] = []
     failed = []
     base = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--rows", args.rows,
-            "--epochs", str(args.epochs), "--jobs", str(args.jobs)]
+            "--epochs", str(args.epochs), "--jobs", str(args.jobs), "--size", args.size]
     base += [f"--variant={v}" for v in args.variant] + [f"--set={s}" for s in args.sets]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     (args.out / "logs").mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Set, Tuple
 
@@ -130,12 +128,17 @@ def test_bad_config_is_one_sentence(spec: Dict[str, Any], words: str) -> None:
     assert parse_pedmix({"enabled": False}) is None and parse_pedmix(None) is None
 
 
-def test_bad_config_exits_2_at_config_time(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(ROOT / "train/train.py"), "-c", str(ROOT / "train/configs/agw_synthetic_vi.yaml"),
-           "--set", "data.pedmix.regions=[center, head]", f"output.dir={tmp_path}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "unknown region 'head'" in done.stderr and not any(tmp_path.iterdir())
+def test_bad_config_exits_2_at_config_time(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from edge_reid.cli import main
+
+    code = main(["train", "-c", str(ROOT / "train/configs/agw_synthetic_vi.yaml"),
+                 "--set", "data.pedmix.regions=[center, head]", f"output.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "unknown region 'head'" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    code = main(["train", "-c", str(ROOT / "train/configs/agw_synthetic_vi.yaml"),
+                 "--set", "data.pedmix.enabled=true", "data.modality_balanced=false", f"output.dir={tmp_path / 'run'}"])
+    assert code == 2 and "needs 'data.modality_balanced: true'" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
