@@ -65,3 +65,43 @@ def test_infrared_camera_crops_take_the_infrared_path(tmp_path: Path) -> None:
         for camera in ("vis", "ir"):
             pipeline.process(FramePacket(frame=_frame(t), camera_id=camera, frame_index=t, timestamp=t / 10))
     assert pipeline.crops_embedded > 0
+
+
+@pytest.mark.slow  # exports a TMPA ResNet50 (about half a minute on the shared 2-core CPU)
+def test_infrared_camera_crops_take_tmpa_infrared_path(tmp_path: Path) -> None:
+    """The same with a real (untrained) TMPA graph: the infrared camera's crops reach it as
+    modality 1, through the infrared stem and MFT's infrared-to-visible direction."""
+    torch = pytest.importorskip("torch")
+    from edge_reid.deploy.onnx_export import OnnxExporter
+    from edge_reid.models import build_model
+    from edge_reid.runtime import load_embedder
+
+    torch.manual_seed(0)
+    model = build_model("tmpa", num_classes=2, input_size=(32, 16), mft_stages=["layer4"]).eval()
+    with torch.no_grad():
+        model.infrared_stem[0].weight.mul_(-1.0)
+        model.sites["layer4"].fuse[1].weight.fill_(0.3)
+    path = OnnxExporter(simplify=False).export(model, model.meta("test"), tmp_path / "tmpa.onnx").path
+    emb = load_embedder(path, "onnxruntime")
+    assert emb.meta.model == "tmpa" and emb.meta.inputs == ("images", "modality")
+    seen = []
+    current = {"camera": ""}
+    real_embed = emb.embed
+
+    def recording_embed(crops, **inputs):  # the real graph runs; the call's camera and inputs are noted
+        out = real_embed(crops, **inputs)
+        seen.append((current["camera"], inputs.get("modality"), [c.copy() for c in crops], out))
+        return out
+
+    emb.embed = recording_embed
+    pipeline = StreamPipeline(emb, build_detector("background"), Gallery(emb.meta, threshold=0.9),
+                              StreamConfig(min_observations=2, min_quality=0.1, infrared={"ir"}))
+    for t in range(12):
+        for camera in ("vis", "ir"):
+            current["camera"] = camera
+            pipeline.process(FramePacket(frame=_frame(t), camera_id=camera, frame_index=t, timestamp=t / 10))
+    assert pipeline.crops_embedded > 0 and {c for c, _, _, _ in seen} == {"vis", "ir"}
+    for camera, modality, crops, out in seen:
+        assert modality == (1 if camera == "ir" else 0)
+        np.testing.assert_allclose(out, real_embed(crops, modality=modality), atol=1e-6)
+        assert not np.allclose(out, real_embed(crops, modality=1 - modality), atol=1e-3)

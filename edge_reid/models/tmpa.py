@@ -69,6 +69,9 @@ class TMPA(AGW):
         width = sum(site.width for site in self.sites.values())
         # identity classifiers of the real/generated specific features, one per modality (MSI)
         self.specific_head = nn.ModuleList([nn.Linear(width, num_classes, bias=False) for _ in range(2)]) if width else None
+        # recorded in the metadata, so a checkpoint rebuilds the same sites if the defaults change
+        self.model_options = {"mft": bool(mft), "mft_stages": list(self.mft_stages), "mft_reduction": int(mft_reduction),
+                              "mft_heads": int(mft_heads), "mft_kernel": int(mft_kernel)}
 
     def forward_train(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         if modality is None:
