@@ -15,7 +15,7 @@ from edge_reid.models import MODELS, build_model
 
 
 #: too large for the default suite (FusionReID: 173 M parameters, ~17 s to export even on an idle 2-core CPU)
-SLOW_MODELS = {"fusionreid"}
+SLOW_MODELS = {"fusionreid", "tmpa"}  # tmpa: a ResNet50 with two MFT sites, ~35 s on the shared CPU (test_tmpa_deploy covers it)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n

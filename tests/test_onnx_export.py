@@ -35,7 +35,7 @@ def _model(name: str):
 
 
 #: too large for the default suite on a 2-core CPU (FusionReID: 173 M parameters, minutes to export)
-SLOW_MODELS = {"fusionreid"}
+SLOW_MODELS = {"fusionreid", "tmpa"}  # tmpa: a ResNet50 with two MFT sites, ~35 s on the shared CPU (test_tmpa_deploy covers it)
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_MODELS else n

@@ -200,3 +200,23 @@ def test_untrained_tmpa_equals_agw_with_the_same_trunk() -> None:
 def test_bad_options_are_one_sentence(options, message) -> None:
     with pytest.raises(EdgeReidError, match=message):
         build_model("tmpa", num_classes=2, input_size=SIZE, **options)
+
+
+def _site_macs(c: int, s: int, heads: int, kernel: int, n: int) -> int:
+    """Multiply-adds of one MFT site in the eval graph (both extractors and both directions run)."""
+    d = s // heads
+    generator = c * s + 2 * s * s + 2 * n * s + 3 * heads * kernel ** 2 * d + s * kernel ** 4
+    return n * (c * 2 * s + 2 * c * s + 2 * generator + 4 * s * c)
+
+
+def test_complexity_counter_adds_exactly_the_mft_sites() -> None:
+    from edge_reid.bench.complexity import complexity
+
+    torch.manual_seed(0)
+    model = build_model("tmpa", num_classes=5, input_size=(64, 32))
+    full = complexity(model, (64, 32))
+    plain = complexity(build_model("tmpa", num_classes=5, input_size=(64, 32), mft=False), (64, 32))
+    n = (64 // 16) * (32 // 16)  # layer3 and layer4 both at 1/16 (last stride 1)
+    assert full.macs - plain.macs == _site_macs(1024, 128, 4, 3, n) + _site_macs(2048, 256, 4, 3, n)
+    added = list(model.sites.parameters()) + list(model.specific_head.parameters())
+    assert full.params - plain.params == sum(p.numel() for p in added)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List
 
+import cv2
 import numpy as np
 import onnx
 import pytest
 import torch
 
+from edge_reid.deploy.compat import check_tensorrt_compat
 from edge_reid.deploy.int8 import Int8Quantizer, flavour_of
 from edge_reid.deploy.onnx_export import OnnxExporter
 from edge_reid.deploy.parity import cosines
@@ -19,22 +21,14 @@ from edge_reid.models import build_model
 from edge_reid.models.checkpoint import save_checkpoint
 from edge_reid.runtime import load_embedder
 from edge_reid.runtime.preprocess import preprocess_crops
+from test_int8 import write_person_crops
 
 SIZE = (64, 32)
 
 
-def person_crops(count: int, seed: int) -> List[np.ndarray]:
-    """BGR crops of a textured background with a head, torso and legs of random colours."""
-    rng = np.random.default_rng(seed)
-    crops = []
-    for _ in range(count):
-        img = np.clip(rng.normal(rng.integers(60, 200), 20, (128, 64, 3)), 0, 255).astype(np.uint8)
-        cx = int(rng.integers(24, 40))
-        img[10:26, cx - 7:cx + 7] = (140, 170, 200)
-        img[28:72, cx - 14:cx + 14] = rng.integers(0, 255, 3)
-        img[72:122, cx - 12:cx + 12] = rng.integers(0, 255, 3)
-        crops.append(img)
-    return crops
+def person_crops(count: int, seed: int, folder: Path) -> List[np.ndarray]:
+    """Synthetic-like BGR person crops (test_int8's renderer), read back."""
+    return [cv2.imread(str(p)) for p in sorted(write_person_crops(folder, count, seed).glob("*.jpg"))]
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +43,9 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
     meta = model.meta("synthetic_vi")
     ckpt = save_checkpoint(root / "tmpa.pth", model, meta)
     fp32 = OnnxExporter(simplify=False).export(model, meta, root / "tmpa.onnx").path
-    calib = preprocess_crops(person_crops(32, seed=0), SIZE)
+    calib = preprocess_crops(person_crops(32, 0, root / "calib"), SIZE)
     int8 = Int8Quantizer().quantize(fp32, calib, {"cpu": root / "tmpa_int8_cpu.onnx"})["cpu"]
-    return {"ckpt": ckpt, "fp32": fp32, "int8": int8}
+    return {"ckpt": ckpt, "fp32": fp32, "int8": int8, "root": root}
 
 
 def _graph_inputs(path: Path) -> List[onnx.ValueInfoProto]:
@@ -65,10 +59,12 @@ def test_onnx_takes_modality_and_matches_pytorch(artifacts: Dict[str, Path]) -> 
     inputs = _graph_inputs(artifacts["fp32"])
     assert [i.name for i in inputs] == ["images", "modality"]
     assert inputs[1].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    report = check_tensorrt_compat(artifacts["fp32"])
+    assert report.ok, report.problems
     ort_e, torch_e = load_embedder(artifacts["fp32"], threads=1), load_embedder(artifacts["ckpt"])
     assert ort_e.meta.model == "tmpa" and ort_e.meta.inputs == ("images", "modality")
     assert ort_e.meta.model_options["mft_stages"] == ["layer3", "layer4"]
-    crops = person_crops(4, seed=1)
+    crops = person_crops(4, 1, artifacts["root"] / "eval4")
     mixed = [0, 1, 1, 0]
     a, b = ort_e.embed(crops, modality=mixed), torch_e.embed(crops, modality=mixed)
     assert np.abs(a - b).max() < 1e-4
@@ -89,7 +85,7 @@ def test_int8_keeps_the_modality_input_and_metadata(artifacts: Dict[str, Path]) 
     assert int8_e.meta.inputs == ("images", "modality") and int8_e.meta.model == "tmpa"
     assert ModelMeta.from_dict(int8_e.meta.to_dict()).inputs == ("images", "modality")
     fp32_e = load_embedder(artifacts["fp32"], threads=1)
-    crops = person_crops(12, seed=2)
+    crops = person_crops(12, 2, artifacts["root"] / "eval12")
     for modality in (0, 1):
         ref, got = fp32_e.embed(crops, modality=modality), int8_e.embed(crops, modality=modality)
         assert cosines(ref, got).min() >= 0.98, f"modality {modality}"

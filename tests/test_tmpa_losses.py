@@ -152,3 +152,21 @@ def test_a_training_run_on_a_visible_only_set_exits_2_with_the_msi_sentence(tmp_
     assert main(["train", "--config", str(path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "Loss 'msi' needs visible and infrared samples in every batch" in err and "Traceback" not in err
+
+
+def test_tmpa_configs_keep_agw_recipe_and_add_the_tmpa_terms() -> None:
+    from edge_reid.engine.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "train" / "configs"
+    agw, agw_syn = load_config(configs / "agw_sysu.yaml"), load_config(configs / "agw_synthetic_vi.yaml")
+    for name, base in (("tmpa_sysu", agw), ("tmpa_regdb", agw), ("tmpa_synthetic_vi", agw_syn)):
+        cfg = load_config(configs / f"{name}.yaml")
+        assert cfg["model"]["name"] == "tmpa" and cfg["model"]["options"]["mft"] is True, name
+        assert [t["name"] for t in cfg["loss"]["terms"]] == ["cross_entropy", "wrt", "mss", "msi"], name
+        LossComposer.from_config(cfg["loss"])  # every option is one the terms know
+        for section in ("optim", "schedule"):
+            assert cfg[section] == base[section], (name, section)
+        assert cfg["train"]["epochs"] == base["train"]["epochs"] and cfg["data"]["modality_balanced"], name
+    regdb = load_config(configs / "tmpa_regdb.yaml")
+    assert regdb["data"]["dataset"] == "regdb" and regdb["data"]["options"] == {"split": 1, "direction": "v2t"}
+    assert load_config(configs / "tmpa_synthetic_vi.yaml")["data"]["input_size"] == [64, 32]

@@ -54,6 +54,29 @@ class NonLocalBlock(nn.Module):
         return x + self.w(y)
 
 
+def route_by_modality(branches: Sequence[nn.Module], modality: torch.Tensor, training: bool,
+                      *inputs: torch.Tensor) -> torch.Tensor:
+    """``branches[1](*inputs)`` for the infrared samples (modality 1), ``branches[0]`` for the rest.
+
+    Training: each branch sees only its samples (its BatchNorm statistics stay per modality).
+    Eval: both branches run on the whole batch and ``torch.where`` picks (a static graph; the same
+    result with running statistics).
+    """
+    infrared = modality == 1
+    if not training:
+        return torch.where(infrared.reshape(-1, 1, 1, 1), branches[1](*inputs), branches[0](*inputs))
+    parts = []
+    for branch, mask in ((branches[0], ~infrared), (branches[1], infrared)):
+        idx = torch.nonzero(mask).flatten()
+        if idx.numel():
+            parts.append((idx, branch(*[t[idx] for t in inputs])))
+    first = parts[0][1]
+    out = first.new_empty((modality.shape[0], *first.shape[1:]))
+    for idx, feat in parts:
+        out[idx] = feat
+    return out
+
+
 def gem_pool(x: torch.Tensor, p: float = 3.0, eps: float = 1e-12) -> torch.Tensor:
     """Generalised-mean pooling over H x W with a fixed exponent ``p`` (features are >= 0)."""
     return (x.clamp_min(0).pow(p).mean(dim=(2, 3)) + eps).pow(1.0 / p)
@@ -101,16 +124,7 @@ class AGW(ReIDModel):
         if modality is None:
             return self.visible_stem(x)
         modality = modality.to(device=x.device).reshape(-1)
-        if not self.training:
-            pick = (modality == 1).reshape(-1, 1, 1, 1)
-            return torch.where(pick, self.infrared_stem(x), self.visible_stem(x))
-        ir = torch.nonzero(modality == 1).flatten()
-        vis = torch.nonzero(modality != 1).flatten()
-        parts = [(idx, stem(x[idx])) for idx, stem in ((vis, self.visible_stem), (ir, self.infrared_stem)) if idx.numel()]
-        out = parts[0][1].new_empty((x.shape[0], *parts[0][1].shape[1:]))
-        for idx, feat in parts:
-            out[idx] = feat
-        return out
+        return route_by_modality((self.visible_stem, self.infrared_stem), modality, self.training, x)
 
     def forward_train(self, x: torch.Tensor, modality: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         stem = self.stems(x, modality)

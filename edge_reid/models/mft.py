@@ -28,38 +28,18 @@ picked per sample with ``torch.where`` (a static graph; the same result with run
 from __future__ import annotations
 
 import math
-from typing import Dict, Sequence
+from typing import Dict
 
 import torch
 from torch import nn
 
 from edge_reid.errors import InvalidInputError
+from edge_reid.models.agw import route_by_modality
 
 
 def conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     """1x1 convolution (no bias) + BatchNorm + ReLU."""
     return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-def route(branches: Sequence[nn.Module], modality: torch.Tensor, training: bool, *inputs: torch.Tensor) -> torch.Tensor:
-    """``branches[m](*inputs)`` for each sample of modality ``m`` (0 or 1), batched back in order.
-
-    Training: each branch sees only its samples (its BatchNorm statistics stay per modality).
-    Eval: both branches run on the whole batch and ``torch.where`` picks (a static graph).
-    """
-    if not training:
-        pick = (modality == 1).reshape(-1, 1, 1, 1)
-        return torch.where(pick, branches[1](*inputs), branches[0](*inputs))
-    parts = []
-    for m, branch in enumerate(branches):
-        idx = torch.nonzero(modality == m).flatten()
-        if idx.numel():
-            parts.append((idx, branch(*[t[idx] for t in inputs])))
-    first = parts[0][1]
-    out = first.new_empty((modality.shape[0], *first.shape[1:]))
-    for idx, feat in parts:
-        out[idx] = feat
-    return out
 
 
 class MFTGenerator(nn.Module):
@@ -130,8 +110,8 @@ class MFTSite(nn.Module):
         ``out`` and the maps ``shared``, ``specific_visible``, ``specific_infrared`` (for each
         sample one of the last two is real, the other generated)."""
         shared = self.shared(x)
-        real = route(self.specific, modality, self.training, x)
-        generated = route(self.generators, modality, self.training, real, x)
+        real = route_by_modality(self.specific, modality, self.training, x)
+        generated = route_by_modality(self.generators, modality, self.training, real, x)
         infrared = (modality == 1).reshape(-1, 1, 1, 1)
         spec_v = torch.where(infrared, generated, real)
         spec_i = torch.where(infrared, real, generated)
