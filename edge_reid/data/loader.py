@@ -177,6 +177,7 @@ def build_train_loader(
     transform: Optional[Callable] = None,
     pre_transform: Optional[Callable[[np.ndarray, str], np.ndarray]] = None,
     modality_balanced: bool = False,
+    with_masks: bool = False,
 ) -> TrainLoader:
     """PK-sampled training batches of ``dataset.train`` (or a list of records).
 
@@ -186,7 +187,8 @@ def build_train_loader(
     whole training transform; ``pre_transform(image, path)`` runs before it. With ``distributed`` the batches are split across the
     ranks of the initialised ``torch.distributed`` group.
     ``modality_balanced`` samples P ids x (K visible + K infrared) per batch
-    (:class:`ModalityPKSampler`; not distributed).
+    (:class:`ModalityPKSampler`; not distributed). ``with_masks`` adds each image's stored person mask as a
+    fifth batch column (:mod:`edge_reid.data.pedmix_masks`; needs a dataset with a ``root``).
     """
     records = dataset.train if isinstance(dataset, ReIDDataset) else list(dataset)
     if transform is None:
@@ -209,8 +211,16 @@ def build_train_loader(
         sampler = DistributedPKSampler(pids, p, k, seed, dist.get_world_size(), dist.get_rank())
     else:
         sampler = PKSampler(pids, p, k, seed)
+    if with_masks:
+        from edge_reid.data.pedmix_masks import MaskedImageDataset
+
+        if not isinstance(dataset, ReIDDataset):
+            raise InvalidInputError("Training with person masks needs a dataset (its root locates the masks).")
+        images: ImageDataset = MaskedImageDataset(records, transform, dataset.root, pre_transform)
+    else:
+        images = ImageDataset(records, transform, pre_transform)
     return TrainLoader(
-        ImageDataset(records, transform, pre_transform),
+        images,
         batch_size=sampler.batch_size,
         sampler=sampler,
         num_workers=workers,

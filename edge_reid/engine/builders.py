@@ -21,8 +21,10 @@ def build_data(cfg: Mapping[str, Any], dist: DistInfo, verbose: bool = True) -> 
     """The dataset and the PK-sampled training loader (split across ranks when distributed)."""
     from edge_reid.data import build_dataset
     from edge_reid.data.loader import build_train_loader
+    from edge_reid.data.pedmix import parse_pedmix
 
     dcfg = cfg["data"]
+    pedmix = parse_pedmix(dcfg["pedmix"])
     dataset = build_dataset(dcfg["dataset"], dcfg["root"], verbose=verbose and dist.is_main, **dcfg["options"])
     loader = build_train_loader(
         dataset,
@@ -34,6 +36,7 @@ def build_data(cfg: Mapping[str, Any], dist: DistInfo, verbose: bool = True) -> 
         augment=dcfg["augment"],
         distributed=dist.enabled,
         modality_balanced=dcfg["modality_balanced"],
+        with_masks=pedmix is not None and pedmix.position == "mask",
     )
     return dataset, loader
 

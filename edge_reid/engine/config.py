@@ -61,6 +61,7 @@ SCHEMA: Dict[str, Any] = {
         "augment": _f(None, dict, optional=True, free=True),
         "options": _f({}, dict, free=True),  # the dataset's own options (build_dataset kwargs)
         "modality_balanced": _f(False, bool),  # visible-infrared: P ids x (K visible + K infrared)
+        "pedmix": _f(None, dict, optional=True, free=True),  # TMPA's PedMix (edge_reid.data.pedmix)
     },
     "loss": {
         "terms": _f([{"name": "cross_entropy", "label_smoothing": 0.1}], list, free=True),
@@ -230,10 +231,20 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise InvalidInputError("Config key 'data.input_size' must be two positive integers (height, width).")
     if cfg["optim"]["lr"] <= 0:
         raise InvalidInputError(f"Config key 'optim.lr' must be a positive number, got {cfg['optim']['lr']!r}.")
+    _validate_pedmix(cfg["data"])
     for dotted in ("train.divergence_factor", "optim.weight_decay", "optim.momentum", "schedule.warmup_factor", "schedule.gamma",
                    "schedule.min_lr_factor"):
         if _get(cfg, dotted) < 0:
             raise InvalidInputError(f"Config key '{dotted}' must not be negative, got {_get(cfg, dotted)}.")
+
+
+def _validate_pedmix(data: Mapping[str, Any]) -> None:
+    """``data.pedmix`` checked at config time; mixing across modalities needs modality-balanced batches."""
+    from edge_reid.data.pedmix import parse_pedmix
+
+    if parse_pedmix(data.get("pedmix")) is not None and not data["modality_balanced"]:
+        raise InvalidInputError("Config key 'data.pedmix' needs 'data.modality_balanced: true' (PedMix mixes each "
+                                "image with a same-identity image of the other modality in its batch).")
 
 
 def _validate_node(node: Any, schema: Mapping[str, Any], prefix: str) -> None:

@@ -106,6 +106,10 @@ class Trainer:
         self.runlog = RunLog(self.run_dir, enabled=dist.is_main, tensorboard=cfg["output"]["tensorboard"])
         self._resume_rng: Optional[Dict[str, Any]] = None
         self._accum: Dict[str, Any] = self._empty_accum()
+        from edge_reid.data.pedmix import PedMix, parse_pedmix
+
+        pedmix_cfg = parse_pedmix(cfg["data"].get("pedmix"))
+        self.pedmix = PedMix(pedmix_cfg) if pedmix_cfg is not None else None
 
     # ------------------------------------------------------------------ set-up helpers
     @staticmethod
@@ -263,6 +267,11 @@ class Trainer:
         skipped (no update, BatchNorm statistics restored); ``max_nonfinite`` in a row stop training,
         and so does an update that leaves a weight NaN or infinite."""
         images = batch[0].to(self.device, non_blocking=True)
+        if self.pedmix is not None:  # TMPA's PedMix; its generator is seeded from (seed, global step)
+            from edge_reid.data.pedmix import mix_training_batch
+
+            images = mix_training_batch(self.pedmix, images, batch, getattr(self.loader, "dataset", None),
+                                        self.seed, self.state.global_step)
         targets = batch[1].to(self.device, non_blocking=True)
         buffers = [b for b in self.module.buffers() if b.is_floating_point() or b.dtype == torch.long]
         saved = [b.detach().clone() for b in buffers]
