@@ -1,10 +1,13 @@
 """The pieces of QAT that mirror the Q/DQ graph: PyTorch fake quantization of a layer, BatchNorm
 folding, matching PyTorch modules to ONNX nodes, and the inputs-only Q/DQ placement.
 
-Fake quantization uses PyTorch's own operators (``torch.fake_quantize_per_channel_affine`` /
-``torch.fake_quantize_per_tensor_affine``, the ones ``torch.ao.quantization.FakeQuantize`` calls;
-straight-through gradients) with ONNX Runtime's symmetric rules: weights per output channel,
-scale max|w| / 127 in -127..127; activations per tensor, zero point 0, saturating at -128..127.
+Fake quantization uses PyTorch's own operators with ONNX Runtime's symmetric rules: weights per
+output channel, scale max|w| / 127 in -127..127 (``torch.fake_quantize_per_channel_affine``,
+straight-through gradient); activations per tensor, zero point 0, saturating at -128..127, with a
+learned scale (``torch._fake_quantize_learnable_per_tensor_affine``, the LSQ operator behind
+``torch.ao.quantization._LearnableFakeQuantize``: straight-through for the input, the LSQ gradient
+for the scale). The scale is kept as its logarithm (always positive; an optimizer step moves it by
+a ratio, whatever its size) and starts at the calibrated post-training scale.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 
-def _fq_tensor(x: Any, scale: float) -> Any:
+def _fq_tensor(x: Any, scale: Any) -> Any:
+    """Per-tensor symmetric S8 fake quantization with a learnable ``scale`` (1-element tensor)."""
     import torch
 
-    return torch.fake_quantize_per_tensor_affine(x, float(scale), 0, -128, 127)
+    zero = torch.zeros(1, dtype=torch.float32)
+    grad_factor = 1.0 / float(x.numel() * 127) ** 0.5  # LSQ's gradient scale (as torch.ao's learnable FakeQuantize)
+    return torch._fake_quantize_learnable_per_tensor_affine(x, scale, zero, -128, 127, grad_factor)
 
 
 def _fq_weight(w: Any, axis: int = 0) -> Any:
@@ -35,15 +41,25 @@ def fake_quant_layer_class():
     from torch import nn
 
     class FakeQuantLayer(nn.Module):
-        """A Conv2d / Linear with fake-quantized weights and input (the input's scale from the graph)."""
+        """A Conv2d / Linear with fake-quantized weights and input. ``log_scale``: the log of the input's
+        learned scale, one Parameter per graph tensor (layers reading the same tensor share it, as they
+        share its one QuantizeLinear in the graph); None leaves the input in float."""
 
-        def __init__(self, layer: nn.Module, in_scale: Optional[float]) -> None:
+        def __init__(self, layer: nn.Module, log_scale: Optional[nn.Parameter]) -> None:
             super().__init__()
-            self.layer, self.in_scale = layer, in_scale
+            self.layer, self.log_scale = layer, log_scale
+
+        @property
+        def in_scale(self) -> Optional[float]:
+            """The input's quantization step as the exported graph stores it (float32)."""
+            return None if self.log_scale is None else float(self.scale().detach().float()[0])
+
+        def scale(self) -> torch.Tensor:
+            return self.log_scale.exp()
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.in_scale is not None:
-                x = _fq_tensor(x, self.in_scale)
+            if self.log_scale is not None:
+                x = _fq_tensor(x, self.scale())
             w = _fq_weight(self.layer.weight)
             if isinstance(self.layer, nn.Conv2d):
                 y = self.layer._conv_forward(x, w, self.layer.bias)
@@ -54,13 +70,21 @@ def fake_quant_layer_class():
     return FakeQuantLayer
 
 
+def log_scale_parameter(scale: float) -> Any:
+    """A learnable log-scale starting at ``scale`` (the calibrated post-training step)."""
+    import torch
+
+    return torch.nn.Parameter(torch.tensor([float(np.log(scale))], dtype=torch.float32))
+
+
 def set_module(model: Any, name: str, module: Any) -> None:
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def fold_batchnorm(model: Any, example: Any) -> int:
-    """Fold every BatchNorm2d fed directly by a Conv2d into it (in place; the BN becomes Identity)."""
+def fold_batchnorm(model: Any, example: Any, extras: Optional[Dict[str, Any]] = None) -> int:
+    """Fold every BatchNorm2d fed directly by a Conv2d into it (in place; the BN becomes Identity), as
+    the exporter folds it. ``extras``: the model's other inputs (camera_ids, modality) for the trace."""
     import torch
     from torch import nn
     from torch.nn.utils.fusion import fuse_conv_bn_weights
@@ -80,7 +104,7 @@ def fold_batchnorm(model: Any, example: Any) -> int:
     hooks = [m.register_forward_hook(after_conv) for m in model.modules() if isinstance(m, nn.Conv2d)]
     hooks += [m.register_forward_pre_hook(before_bn) for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     with torch.no_grad():
-        model.eval()(example)
+        model.eval()(example, **(extras or {}))
     for h in hooks:
         h.remove()
     produced.clear()

@@ -1,0 +1,195 @@
+"""FP32 vs INT8 post-training (auto float set) vs INT8 QAT on every registry model, one build per model.
+
+    python benchmarks/int8_models.py [--models visnet,mobilenetv2,...] [--out runs/int8_models]
+
+Per model (cheapest first): a checkpoint from a short synthetic training run (cached under
+``cache_dir()/checkpoints``, keyed by config and overrides; VisNet uses the build's default
+checkpoint), then one ``edge-reid build --precisions fp32,int8 --qat`` on ONNX Runtime (CPU) at
+batch 8. Every finished model is written at once (``<out>/int8_models.json`` and ``.md``,
+atomically), so a killed run resumes at the next model; ``--plot`` draws
+``accuracy_vs_latency.png`` from the same JSON. The gates are checked here (min cosine >= 0.99,
+mAP drop <= 1 point, INT8 images/s >= 2x FP32), not enforced by the build, so a miss is a row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from edge_reid.utils.atomic import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
+from edge_reid.utils.paths import cache_dir  # noqa: E402
+
+#: model -> (training config under train/configs, overrides, what the table says about it); cheapest first.
+PLAN: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
+    "visnet": ("visnet_synthetic_quick.yaml", (), "the build's default checkpoint (3 epochs, 64x32)"),
+    "mobilenetv2": ("bot_resnet50_synthetic.yaml", ("model.name=mobilenetv2", "train.epochs=10"),
+                    "CE + triplet, 10 epochs, 64x32"),
+    "dcs_mobilenetv2": ("dcs_mobilenetv2_synthetic.yaml", ("train.epochs=10",), "CE + triplet + IBB, 10 epochs, 64x32"),
+    "fusionreid": ("fusionreid_synthetic.yaml", (), "reduced model (ViT width 96, depth 2), 32x16, 60 steps"),
+    "agw": ("agw_synthetic_vi.yaml", ("train.epochs=6",), "visible-infrared set, 6 x 30 steps, 64x32"),
+    "resnet50": ("bot_resnet50_synthetic.yaml", ("model.name=resnet50", "train.epochs=4"), "CE + triplet, 4 epochs, 64x32"),
+    "bot_resnet50": ("bot_resnet50_synthetic.yaml", ("train.epochs=4",), "CE + triplet, 4 epochs, 64x32"),
+}
+GATE_COS, GATE_MAP_DROP, GATE_SPEEDUP = 0.99, 1.0, 2.0
+VARIANTS = (("fp32", "FP32"), ("int8_cpu", "INT8 PTQ (auto)"), ("int8_qat_cpu", "INT8 QAT"))
+
+
+def checkpoint_for(model: str, say=print) -> Path:
+    """The cached checkpoint of ``model``'s short synthetic training (trained on first use)."""
+    from edge_reid import __version__
+    from edge_reid.deploy.pipeline import default_checkpoint
+    from edge_reid.engine import train
+    from edge_reid.engine.config import load_config
+
+    config, overrides, _ = PLAN[model]
+    if model == "visnet":
+        return default_checkpoint(say)
+    path = REPO / "train" / "configs" / config
+    resolved = json.dumps(load_config(str(path), overrides), sort_keys=True, default=str)
+    digest = hashlib.sha256(f"{__version__}\n{resolved}".encode()).hexdigest()[:12]
+    cached = cache_dir() / "checkpoints" / f"int8bench-{model}-{digest}.pth"
+    if cached.is_file():
+        return cached
+    say(f"[{model}] training {config} {' '.join(overrides)}")
+    t0 = time.time()
+    result = train(str(path), (*overrides, f"output.dir={cache_dir() / 'runs' / f'{cached.stem}-{os.getpid()}'}",
+                               "train.eval_at_start=false"))
+    with atomic_path(cached) as tmp:
+        shutil.copyfile(result.checkpoint, tmp)
+    say(f"[{model}] trained in {time.time() - t0:.0f} s: {result.metrics}")
+    return cached
+
+
+def build_model_row(model: str, out: Path, threads: int, say=print) -> Dict[str, Any]:
+    """One build (fp32, int8 auto, QAT) of ``model``; the table row's numbers."""
+    from edge_reid.deploy.parity import ParityError
+    from edge_reid.deploy.pipeline import BuildConfig, run_build
+
+    ckpt = checkpoint_for(model, say)
+    t0 = time.time()
+    cfg = BuildConfig(checkpoint=str(ckpt), out=str(out / model), precisions=("fp32", "int8"), qat=True,
+                      batch=(1, 8, 8), backend="onnxruntime", threads=threads, latency_iters=20)
+    try:
+        manifest = run_build(cfg, say)
+    except ParityError as exc:  # the build is complete (the gates are checked last); judged below
+        say(f"[{model}] {exc}")
+        manifest = json.loads((out / model / "manifest.json").read_text())
+    rows = {Path(r["artifact"]).stem.replace("model_", ""): r for r in manifest["latency"] if r["batch"] == 8}
+    parity = {Path(p["artifact"]).stem.replace("model_", ""): p for p in manifest["parity"]}
+    result: Dict[str, Any] = {"model": model, "training": PLAN[model][2], "input_size": manifest["meta"]["input_size"],
+                              "build_s": round(time.time() - t0, 1), "variants": {}}
+    for key, _ in VARIANTS:
+        lat, par = rows.get(key), parity.get(key)
+        if lat is None or par is None:
+            continue
+        result["variants"][key] = {"cos_min": par["cosine_min"], "cos_mean": par["cosine_mean"], "rank1": par["rank1"],
+                                   "mAP": par["mAP"], "p50_ms": lat["p50_ms"], "images_per_s": lat["images_per_s"],
+                                   "float_nodes": _float_nodes(Path(manifest["artifacts"].get(key, "")))}
+    return result
+
+
+def _float_nodes(path: Path) -> Optional[str]:
+    import onnx
+
+    if not path.is_file():
+        return None
+    props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return props.get("float_nodes")
+
+
+def judge(row: Dict[str, Any]) -> None:
+    """Add speed-up and gate verdicts to each INT8 variant of ``row``."""
+    fp32 = row["variants"].get("fp32")
+    for key, v in row["variants"].items():
+        if key == "fp32" or fp32 is None:
+            continue
+        v["speedup"] = v["images_per_s"] / fp32["images_per_s"]
+        v["map_drop"] = fp32["mAP"] - v["mAP"]
+        v["accuracy_gate"] = v["cos_min"] >= GATE_COS and v["map_drop"] <= GATE_MAP_DROP
+        v["speed_gate"] = v["speedup"] >= GATE_SPEEDUP
+
+
+def markdown(results: Dict[str, Any], order: Sequence[str], machine: str) -> str:
+    """The README table."""
+    lines = [f"Machine: {machine}. ONNX Runtime CPU, batch 8, p50 latency; cosine to the FP32 ONNX model on the "
+             "synthetic query+gallery crops; gates: min cos >= 0.99, mAP drop <= 1, speed-up >= 2x.", "",
+             "| model (training) | variant | float layers | min cos | mean cos | Rank-1 | mAP | ms / batch 8 | speed-up | gate |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for model in order:
+        row = results.get(model)
+        if row is None:
+            lines.append(f"| {model} | not finished in this run | | | | | | | | |")
+            continue
+        if "error" in row:
+            lines.append(f"| {model} | failed: {row['error']} | | | | | | | | |")
+            continue
+        size = "x".join(str(s) for s in row["input_size"])
+        for i, (key, label) in enumerate(VARIANTS):
+            v = row["variants"].get(key)
+            name = f"{model} ({row['training']}; {size})" if i == 0 else ""
+            if v is None:
+                lines.append(f"| {name} | {label}: missing | | | | | | | | |")
+                continue
+            gate = "" if key == "fp32" else (("accuracy ok" if v["accuracy_gate"] else "**accuracy miss**") + ", " +
+                                             ("speed ok" if v["speed_gate"] else "**speed miss**"))
+            speed = "1.00x" if key == "fp32" else f"{v['speedup']:.2f}x"
+            lines.append(f"| {name} | {label} | {v.get('float_nodes') or '-'} | {v['cos_min']:.4f} | {v['cos_mean']:.4f} | "
+                         f"{v['rank1']:.1f} | {v['mAP']:.1f} | {v['p50_ms']:.1f} | {speed} | {gate} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="int8_models.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default=",".join(PLAN), help="comma-separated, from: " + ", ".join(PLAN))
+    parser.add_argument("--out", default="runs/int8_models")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--machine", default="2-core CPU (Intel Xeon @ 2.50 GHz), shared")
+    parser.add_argument("--train-only", action="store_true", help="only train (cache) the checkpoints")
+    parser.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
+    parser.add_argument("--plot", default=None, help="also draw the accuracy-vs-latency plot to this PNG")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in PLAN]
+    if unknown:
+        print(f"Unknown model {unknown[0]!r}; choose from {', '.join(PLAN)}.", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.train_only:
+        for m in models:
+            print(f"[{m}] checkpoint {checkpoint_for(m)}", flush=True)
+        return 0
+    store = out / "int8_models.json"
+    results: Dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
+    for m in models:
+        if m in results and "error" not in results[m] and not args.redo:
+            print(f"[{m}] already measured; skipped (--redo to measure again).", flush=True)
+            continue
+        try:
+            row = build_model_row(m, out, args.threads)
+        except Exception as exc:  # one model failing must not lose the others' rows
+            row = {"model": m, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        if "error" not in row:
+            judge(row)
+        results[m] = {**row, "machine": args.machine, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        atomic_write_json(store, results)
+        atomic_write_text(out / "int8_models.md", markdown(results, models, args.machine))
+        print(f"[{m}] done: {json.dumps(results[m].get('variants', results[m].get('error')))[:400]}", flush=True)
+    atomic_write_text(out / "int8_models.md", markdown(results, list(PLAN), args.machine))
+    if args.plot:
+        from benchmarks_plot import draw  # type: ignore  # noqa: F401  (placeholder replaced below)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
