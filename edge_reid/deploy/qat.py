@@ -1,23 +1,28 @@
 """Quantization-aware training (QAT): fine-tune a checkpoint under the exported Q/DQ arithmetic.
 
-Library choice: PyTorch's own fake-quantize operators (see :mod:`edge_reid.deploy.qat_layers`).
-NVIDIA's Model Optimizer (``nvidia-modelopt`` 0.47) was tried: importing its torch quantization
-pulls omegaconf, pulp, pydantic, huggingface_hub (and its HTTP stack), safetensors and
-nvidia-ml-py, and its export writes TensorRT-style graphs only, while edge-reid also needs the
-ONNX Runtime CPU flavour from the same quantizer as post-training INT8. So the fake quantization
-is torch's, placed and scaled as ONNX Runtime's quantizer writes the graph:
+Library choice: PyTorch's own fake-quantize operators (see :mod:`edge_reid.deploy.qat_layers`;
+the learned-step one is the LSQ operator of ``torch.ao``'s learnable FakeQuantize). NVIDIA's
+Model Optimizer (``nvidia-modelopt``) was tried: importing its torch quantization pulls omegaconf,
+pulp, pydantic, huggingface_hub (and its HTTP stack), safetensors and nvidia-ml-py, its
+calibration and export target TensorRT-style graphs only, and edge-reid also needs the ONNX Runtime
+CPU flavour from the same quantizer as post-training INT8. torch.ao's module swap / pt2e flow
+inserts its own observers and exports its own QDQ graph (affine activations by default), not the
+graph ONNX Runtime's quantizer writes; only its operators are used. So:
 
+* QAT starts from the post-training point: the sensitivity analysis's float layers stay float
+  (not fake-quantized, not quantized at export), every other input starts at its calibrated step;
 * BatchNorm layers that follow a convolution are folded into it first (the exported graph has no
   BatchNorm either); the model stays in eval mode (frozen statistics, no dropout);
 * each Conv / Gemm / MatMul of the exported graph is matched to its PyTorch module by its weights;
-  its weights are fake-quantized per output channel (recomputed every step, as at export) and its
-  input per tensor with the post-training graph's scale (calibrated on the calibration set), fixed;
+  its weights are fake-quantized per output channel (max |w| / 127, recomputed every step, as at
+  export) and its input per tensor, symmetric, with a learned step (LSQ gradient, one step per
+  graph tensor, shared by the layers that read it, as they share its QuantizeLinear);
 * the loss is the cosine distance to the FP32 model's embedding (distillation: no labels needed,
   and it is what the INT8 gate checks) on crops of the checkpoint's training split;
-* export: the fine-tuned float model goes through the same quantizer; the TensorRT flavour keeps
-  the trained activation scales (``TensorQuantOverrides``) and Q/DQ on quantized layers' inputs
-  only (``quantize_inputs_only``), exactly the fake-quantized arithmetic; the CPU flavour (U8
-  activations, for ONNX Runtime's fused kernels) is calibrated on the fine-tuned weights.
+* export: the fine-tuned float model goes through the same quantizer with every learned step fixed
+  (``TensorQuantOverrides``): the TensorRT flavour with S8 zero point 0 and Q/DQ on quantized
+  layers' inputs only (``quantize_inputs_only``), exactly the fake-quantized arithmetic; the CPU
+  flavour with U8 zero point 128 (the same grid of 256 steps) for ONNX Runtime's fused kernels.
 
 Layers with no module (attention products between two activations) stay in float in both.
 """
