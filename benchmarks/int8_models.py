@@ -181,7 +181,7 @@ def markdown(results: Dict[str, Any], order: Sequence[str], machine: str) -> str
         size = "x".join(str(s) for s in row["input_size"])
         for i, (key, trt) in enumerate(TABLE_ROWS):
             v, t = row["variants"].get(key), row["variants"].get(trt or "")
-            name = f"{model} ({row['training']}; {size})" if i == 0 else ""
+            name = f"{model} ({PLAN[model][2] if model in PLAN else row['training']}; {size})" if i == 0 else ""
             label = VARIANTS[key][0]
             if v is None:
                 lines.append(f"| {name} | {label}: not measured | | | | | | | | |")
@@ -218,6 +218,17 @@ def plot(results: Dict[str, Any], path: Path, machine: str) -> Path:
     return plot_accuracy_vs_latency(path, rows, machine, BATCH)
 
 
+def load_results(out: Path) -> Dict[str, Any]:
+    """The rows measured so far (``<out>/int8_models.json``), float-layer counts filled from the artifacts."""
+    store = out / "int8_models.json"
+    results: Dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
+    for name, row in results.items():
+        for key, v in row.get("variants", {}).items():
+            if key != "fp32" and not v.get("float_nodes"):
+                v["float_nodes"] = _float_nodes(out / name / f"model_{key}.onnx")
+    return results
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="int8_models.py", description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(PLAN), help="comma-separated, from: " + ", ".join(PLAN))
@@ -239,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.plot_only:
-        results = json.loads((out / "int8_models.json").read_text())
+        results = load_results(out)
+        atomic_write_text(out / "int8_models.md", markdown(results, list(PLAN), args.machine))
         print(f"Plot: {plot(results, Path(args.plot or out / 'accuracy_vs_latency.png'), args.machine)}")
         return 0
     if args.train_only:
@@ -250,11 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     torch.set_num_threads(args.threads)  # the QAT fine-tuning and the eager timing too
     store = out / "int8_models.json"
-    results: Dict[str, Any] = json.loads(store.read_text()) if store.is_file() else {}
-    for name, row in results.items():  # fill float-layer counts a row lacks from its artifacts
-        for key, v in row.get("variants", {}).items():
-            if key != "fp32" and not v.get("float_nodes"):
-                v["float_nodes"] = _float_nodes(out / name / f"model_{key}.onnx")
+    results = load_results(out)
     for m in models:
         if m in results and "error" not in results[m] and not args.redo:
             print(f"[{m}] already measured; skipped (--redo to measure again).", flush=True)
