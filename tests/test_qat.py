@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 import torch
@@ -87,10 +88,23 @@ def test_fake_quant_matches_the_exported_qdq_graph(tmp_path: Path) -> None:
     assert np.mean((diff <= 1e-5 * (1 + np.abs(ort_out))).all(axis=1)) >= 0.75
     # the fine-tuned float weights differ from the original's (the export is of the trained model)
     assert not torch.equal(qat.float_model().fc.weight, model.fc.weight)
-    # the graph stores the learned steps, not the calibrated ones
+    # the graphs store the learned steps, not the calibrated ones; the CPU flavour's U8 zero point is 128
+    # (the S8 grid) on the signed image input and 0 on the ReLU outputs (the same steps from 0 up)
     stored = activation_scales(onnx.load(str(out["trt"])))
     for tensor, scale in qat.scales.items():
         assert stored[tensor] == pytest.approx(scale, rel=1e-6)
+    cpu = onnx.load(str(out["cpu"]))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in cpu.graph.initializer}
+    q_of = {n.input[0]: n for n in cpu.graph.node if n.op_type == "QuantizeLinear"}
+    for tensor, scale in qat.scales.items():
+        q = q_of[tensor]
+        assert float(inits[q.input[1]]) == pytest.approx(scale, rel=1e-6)
+        assert int(inits[q.input[2]]) == (0 if tensor in qat.non_negative else 128)
+    assert 0 < len(qat.non_negative & set(qat.scales)) < len(qat.scales)
+    cpu_session = ort.InferenceSession(str(out["cpu"]), providers=["CPUExecutionProvider"])
+    cpu_out = cpu_session.run(None, {cpu_session.get_inputs()[0].name: x})[0]
+    cos = (cpu_out * torch_out).sum(1) / np.linalg.norm(cpu_out, axis=1) / np.linalg.norm(torch_out, axis=1)
+    assert cos.min() > 0.99
 
 
 def test_qat_starts_from_the_post_training_float_set(tmp_path: Path) -> None:

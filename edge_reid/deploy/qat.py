@@ -22,7 +22,8 @@ graph ONNX Runtime's quantizer writes; only its operators are used. So:
 * export: the fine-tuned float model goes through the same quantizer with every learned step fixed
   (``TensorQuantOverrides``): the TensorRT flavour with S8 zero point 0 and Q/DQ on quantized
   layers' inputs only (``quantize_inputs_only``), exactly the fake-quantized arithmetic; the CPU
-  flavour with U8 zero point 128 (the same grid of 256 steps) for ONNX Runtime's fused kernels.
+  flavour (U8, for ONNX Runtime's fused kernels) with zero point 128 (the same grid of 256 steps), or 0
+  on a ReLU's output (the same steps from 0 up, to 255 instead of 127 of them).
 
 Layers with no module (attention products between two activations) stay in float in both.
 """
@@ -93,6 +94,7 @@ class QatModel:
         calibrated = activation_scales(load_onnx(ptq))
         nodes = {n.name: n for n in graph.graph.node}
         self.io = {n: (nodes[n].input[0], nodes[n].output[0]) for n in self.node_to_module}
+        self.non_negative = non_negative_tensors(graph)
         # one learned scale per quantized tensor, shared by every layer that reads it
         self.log_scales = {t: log_scale_parameter(calibrated[t]) for t, _ in self.io.values() if t in calibrated}
         wrapper = fake_quant_layer_class()
@@ -121,9 +123,13 @@ class QatModel:
 
     def overrides(self, flavour: str) -> Dict[str, list]:
         """TensorQuantOverrides fixing every quantized input's scale to the learned one. The CPU
-        flavour's U8 activations take zero point 128: the same grid (-128..127 steps) as S8."""
-        zero = np.array(0, dtype=np.int8) if flavour == "trt" else np.array(128, dtype=np.uint8)
-        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero}] for t, s in self.scales.items()}
+        flavour's U8 activations take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on
+        a non-negative tensor (a ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+        if flavour == "trt":
+            zero = {t: np.array(0, dtype=np.int8) for t in self.scales}
+        else:
+            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in self.scales}
+        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in self.scales.items()}
 
     def export(self, outputs: Dict[str, Union[str, Path]], extra: Optional[Dict[str, str]] = None) -> Dict[str, Path]:
         """Write the requested flavours (``trt``, ``cpu``) of the fine-tuned model with the learned scales."""
@@ -141,6 +147,24 @@ class QatModel:
             if flavour == "trt":
                 save_onnx(quantize_inputs_only(load_onnx(written[flavour])), written[flavour])
         return written
+
+
+def non_negative_tensors(graph: Any) -> set:
+    """Names of the tensors a Relu, or a Clip with a lower bound >= 0, writes."""
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    out = set()
+    for n in graph.graph.node:
+        if n.op_type == "Relu":
+            out.add(n.output[0])
+        elif n.op_type == "Clip":
+            low = inits.get(n.input[1]) if len(n.input) > 1 and n.input[1] else None
+            if low is None:  # opset < 11 keeps the bound in an attribute
+                low = next((a.f for a in n.attribute if a.name == "min"), None)
+            if low is not None and float(np.asarray(low)) >= 0:
+                out.add(n.output[0])
+    return out
 
 
 def translate_nodes(reference: Optional[Union[str, Path]], graph: Any, names: Sequence[str],
