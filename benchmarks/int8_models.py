@@ -273,6 +273,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             row = {"model": m, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         if "error" not in row:
             judge(row)
+        results = load_results(out)  # rows another run wrote meanwhile are kept
         results[m] = {**row, "machine": args.machine, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         atomic_write_json(store, results)
         atomic_write_text(out / "int8_models.md", markdown(results, models, args.machine))
