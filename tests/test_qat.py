@@ -117,6 +117,10 @@ def test_qat_starts_from_the_post_training_float_set(tmp_path: Path) -> None:
     qat = QatModel(model, meta, images(32, 0), tmp_path / "work", float_nodes=[convs[1]], reference=reference)
     assert sorted(qat.node_to_module.values()) == ["down.0", "fc", "stem.0"]  # block a's conv stays float
     assert isinstance(qat.model.a[0], nn.Conv2d) and len(qat.float_nodes) == 1
+    # fine-tuning trains the quantized layers and their steps; the float layer stays as it was
+    before = qat.model.a[0].weight.detach().clone(), qat.model.stem[0].layer.weight.detach().clone()
+    finetune(qat, model, images(32, 1), QatSettings(epochs=1, lr=1e-3, batch_size=16), say=lambda _: None)
+    assert torch.equal(qat.model.a[0].weight, before[0]) and not torch.equal(qat.model.stem[0].layer.weight, before[1])
     out = qat.export({"trt": tmp_path / "qat_trt.onnx"})["trt"]
     graph = onnx.load(str(out)).graph
     dq_outputs = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}

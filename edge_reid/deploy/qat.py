@@ -79,8 +79,8 @@ class QatModel:
         self.model = copy.deepcopy(model).eval()
         ids = {k: torch.from_numpy(v) for k, v in example_ids(meta, 2).items()}
         self.folded = fold_batchnorm(self.model, torch.from_numpy(calibration[:2]), ids)
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        for p in self.model.parameters():  # only the quantized layers' weights and the steps are trained
+            p.requires_grad_(False)
         fp32 = OnnxExporter().export(self.model, meta, self.work / "folded_fp32.onnx").path
         self.prepared = prepare_for_quantization(fp32, self.work / "folded_prepared.onnx")
         graph = load_onnx(self.prepared)
@@ -100,6 +100,8 @@ class QatModel:
         wrapper = fake_quant_layer_class()
         for node_name, module_name in self.node_to_module.items():
             layer = self.model.get_submodule(module_name)
+            for p in layer.parameters():
+                p.requires_grad_(True)
             set_module(self.model, module_name, wrapper(layer, self.log_scales.get(self.io[node_name][0])))
 
     @property
@@ -111,8 +113,10 @@ class QatModel:
         return list(self.log_scales.values())
 
     def weight_parameters(self) -> List[Any]:
-        scales = {id(p) for p in self.log_scales.values()}
-        return [p for p in self.model.parameters() if p.requires_grad and id(p) not in scales]
+        """The weights and biases of the fake-quantized layers: the layers kept in float stay as trained
+        (Adam moves every weight by about lr a step, which on a folded convolution with small weights
+        is a large change: measured on ResNet50, training them all took min cosine from 0.997 to 0.93)."""
+        return [p for name in self.node_to_module.values() for p in self.model.get_submodule(name).layer.parameters()]
 
     def float_model(self) -> Any:
         """The fine-tuned float model (fake quantization removed, BatchNorm folded)."""
