@@ -218,6 +218,17 @@ def plot(results: Dict[str, Any], path: Path, machine: str) -> Path:
     return plot_accuracy_vs_latency(path, rows, machine, BATCH)
 
 
+def _commit() -> str:
+    """The code's git commit (a row says which QAT it measured), or '' outside a checkout."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def load_results(out: Path) -> Dict[str, Any]:
     """The rows measured so far (``<out>/int8_models.json``), float-layer counts filled from the artifacts."""
     store = out / "int8_models.json"
@@ -274,7 +285,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if "error" not in row:
             judge(row)
         results = load_results(out)  # rows another run wrote meanwhile are kept
-        results[m] = {**row, "machine": args.machine, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        results[m] = {**row, "machine": args.machine, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                      "commit": _commit()}
         atomic_write_json(store, results)
         atomic_write_text(out / "int8_models.md", markdown(results, models, args.machine))
         print(f"[{m}] done: {json.dumps(results[m].get('variants', results[m].get('error')))[:400]}", flush=True)
