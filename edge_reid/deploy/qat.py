@@ -5,9 +5,10 @@ the learned-step one is the LSQ operator of ``torch.ao``'s learnable FakeQuantiz
 Model Optimizer (``nvidia-modelopt``) was tried: importing its torch quantization pulls omegaconf,
 pulp, pydantic, huggingface_hub (and its HTTP stack), safetensors and nvidia-ml-py, its
 calibration and export target TensorRT-style graphs only, and edge-reid also needs the ONNX Runtime
-CPU flavour from the same quantizer as post-training INT8. torch.ao's module swap / pt2e flow
-inserts its own observers and exports its own QDQ graph (affine activations by default), not the
-graph ONNX Runtime's quantizer writes; only its operators are used. So:
+CPU flavour from the same quantizer as post-training INT8. torch 2.14 no longer ships the pt2e
+flow (moved to torchao); torch.ao's remaining eager / FX flows insert their own observers and
+export their own QDQ graph, not the graph ONNX Runtime's quantizer writes; only its operators are
+used. So:
 
 * QAT starts from the post-training point: the sensitivity analysis's float layers stay float
   (not fake-quantized, not quantized at export), every other input starts at its calibrated step;
