@@ -43,6 +43,12 @@ def test_gates_and_table() -> None:
     qat_line = next(line for line in lines if "INT8 QAT" in line)
     assert "0.9950 / 0.9930" in ptq_line and "2.50x" in ptq_line and "miss" not in ptq_line
     assert "**accuracy miss**" in qat_line and "**speed miss**" in qat_line
+    # a cpu flavour that passes beside a trt flavour that misses is said
+    r3 = row()
+    r3["variants"]["int8_trt"]["cos_min"] = 0.98
+    bench.judge(r3)
+    line = next(x for x in bench.markdown({"visnet": r3}, ["visnet"], "m").splitlines() if "INT8 PTQ" in x)
+    assert "trt flavour misses" in line
     assert any(line.startswith("| agw | failed: ValueError: boom") for line in lines)
     assert any(line.startswith("| resnet50 | not finished") for line in lines)
 
