@@ -220,7 +220,7 @@ def plot(results: Dict[str, Any], path: Path, machine: str) -> Path:
 
 
 def _commit() -> str:
-    """The code's git commit (a row says which QAT it measured), or '' outside a checkout."""
+    """The checkout's git commit at the start of a run (a row says which code measured it), or ''."""
     import subprocess
 
     try:
@@ -275,6 +275,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.set_num_threads(args.threads)  # the QAT fine-tuning and the eager timing too
     store = out / "int8_models.json"
     results = load_results(out)
+    commit = _commit()  # the code this run loaded
     for m in models:
         if m in results and "error" not in results[m] and not args.redo:
             print(f"[{m}] already measured; skipped (--redo to measure again).", flush=True)
@@ -287,7 +288,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             judge(row)
         results = load_results(out)  # rows another run wrote meanwhile are kept
         results[m] = {**row, "machine": args.machine, "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                      "commit": _commit()}
+                      "commit": commit}
         atomic_write_json(store, results)
         atomic_write_text(out / "int8_models.md", markdown(results, models, args.machine))
         print(f"[{m}] done: {json.dumps(results[m].get('variants', results[m].get('error')))[:400]}", flush=True)
