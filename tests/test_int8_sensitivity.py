@@ -111,3 +111,28 @@ def test_auto_keeps_only_the_outlier_layers_in_float(hard_model: Path, tmp_path:
         dq_outputs = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
         int8 = {n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in dq_outputs}
         assert int8 == set(names.values()) - chosen, flavour  # the rest stays quantized
+
+
+class TinyWithCameras(Tiny):
+    """Tiny plus a per-camera embedding (a second graph input, as FusionReID's camera_ids)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.camera = nn.Embedding(3, 16)
+        with torch.no_grad():
+            self.camera.weight *= 1e-3  # small beside the image path, whose quantization error the gate sees
+
+    def forward(self, x: torch.Tensor, camera_ids: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x) + self.camera(camera_ids)
+
+
+def test_auto_feeds_the_extra_inputs_of_a_camera_aware_model(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = TinyWithCameras().eval()
+    model.add_outlier()
+    meta = ModelMeta(model="tiny", input_size=SIZE, embedding_dim=16, num_ids=0, model_options={"num_cameras": 3},
+                     inputs=("images", "camera_ids"))
+    path = OnnxExporter().export(model, meta, tmp_path / "fp32.onnx").path
+    result = auto_float_nodes(path, smooth_images(48, seed=0), tmp_path, say=lambda _: None)
+    names = conv_nodes(path)
+    assert result.float_nodes and set(result.float_nodes) <= {names["c2"], names["c3"]}

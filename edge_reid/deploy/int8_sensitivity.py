@@ -23,6 +23,7 @@ of every trial is written beside the artifacts (``int8_sensitivity.csv``).
 
 from __future__ import annotations
 
+import functools
 import logging
 import tempfile
 import time
@@ -36,6 +37,7 @@ from edge_reid.deploy.int8 import QUANTIZED_OP_TYPES, _conv_group, _with_static_
 from edge_reid.deploy.onnx_export import load_onnx, read_metadata
 from edge_reid.deploy.parity import cosines, retrieval_metrics
 from edge_reid.errors import InvalidInputError
+from edge_reid.runtime.inputs import example_ids
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +132,19 @@ class SensitivityAnalysis:
         if eval_set is not None:
             parts += [eval_set.query, eval_set.gallery]
         self.images = np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32)
+        # per-image ids for camera-aware / two-modality models (the evaluation images' own cameras)
+        self.meta = meta
+        self.ids = example_ids(meta, len(self.images))
+        if eval_set is not None and "camera_ids" in self.ids:
+            tail = np.concatenate([eval_set.q_camids, eval_set.g_camids]).astype(np.int64)
+            self.ids["camera_ids"][len(self.images) - len(tail):] = tail
         self.reference = self._embed(load_embedder(fp32_path, "onnxruntime", threads=threads))
         self.reference_map = self._map(self.reference)
         self._count = 0
 
     def _embed(self, embedder: Any) -> np.ndarray:
-        out = np.concatenate([embedder.embed(self.images[i:i + 64]) for i in range(0, len(self.images), 64)])
+        out = np.concatenate([embedder.embed(self.images[i:i + 64], **{k: v[i:i + 64] for k, v in self.ids.items()})
+                              for i in range(0, len(self.images), 64)])
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def _map(self, emb: np.ndarray) -> Optional[float]:
@@ -158,7 +167,7 @@ class SensitivityAnalysis:
         """Write the ``flavour`` graph with ``float_nodes`` in float; returns its path."""
         self._count += 1
         return write_qdq(self.prepared, self.work / f"trial-{self._count}-{flavour}.onnx", self.calibration,
-                         flavour, float_nodes, self.work)
+                         flavour, float_nodes, self.work, extras=example_ids(self.meta, len(self.calibration)))
 
     def trial(self, level: str, subject: str, float_nodes: Sequence[str], first_flavour_only: bool = False) -> Trial:
         """Quantize with ``float_nodes`` in float and measure every flavour (the worst one counts);
@@ -186,7 +195,7 @@ class SensitivityAnalysis:
         path = self.quantized(float_nodes, "cpu")
         embedder = load_embedder(path, "onnxruntime", threads=self.threads)
         x = np.ascontiguousarray(np.resize(self.images, (batch, *self.images.shape[1:])))
-        ms = float(measure_latency(embedder.embed, x, iters)["p50_ms"])
+        ms = float(measure_latency(functools.partial(embedder.embed, **example_ids(self.meta, batch)), x, iters)["p50_ms"])
         path.unlink()
         return ms
 

@@ -211,11 +211,11 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
     if cfg.qat:  # first: a checkpoint without training data stops here, before the long steps
-        from edge_reid.deploy.qat import run_qat
+        from edge_reid.deploy.qat import plan_qat, run_qat
 
-        qat_paths = run_qat(model, meta, checkpoint, calib, out, cfg.qat_config, say)
+        qat_plan = plan_qat(meta, checkpoint, calib, cfg.qat_config)
+    float_nodes: Optional[List[str]] = None
     if calib is not None and "int8" in cfg.precisions:
-        float_nodes = None
         if cfg.int8_keep_float == (AUTO_FLOAT,):
             from edge_reid.deploy.int8_sensitivity import auto_float_nodes
 
@@ -225,7 +225,8 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
             export.path, calib, {f: out / f"model_int8_{f}.onnx" for f in FLAVOURS}, float_nodes=float_nodes)
         for flavour, path in written.items():
             artifacts[f"int8_{flavour}"] = path
-    if cfg.qat:
+    if cfg.qat:  # from the post-training point: its float set (when one was chosen), calibrated scales
+        qat_paths = run_qat(model, meta, qat_plan, calib, out, float_nodes or (), export.path, say)
         artifacts.update({f"int8_qat_{flavour}": path for flavour, path in qat_paths.items()})
 
     # 2. compatibility with TensorRT's parser (informative on CPU-only builds)

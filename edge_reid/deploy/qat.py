@@ -1,23 +1,30 @@
 """Quantization-aware training (QAT): fine-tune a checkpoint under the exported Q/DQ arithmetic.
 
-Library choice: PyTorch's own fake-quantize operators (see :mod:`edge_reid.deploy.qat_layers`).
-NVIDIA's Model Optimizer (``nvidia-modelopt`` 0.47) was tried: importing its torch quantization
-pulls omegaconf, pulp, pydantic, huggingface_hub (and its HTTP stack), safetensors and
-nvidia-ml-py, and its export writes TensorRT-style graphs only, while edge-reid also needs the
-ONNX Runtime CPU flavour from the same quantizer as post-training INT8. So the fake quantization
-is torch's, placed and scaled as ONNX Runtime's quantizer writes the graph:
+Library choice: PyTorch's own fake-quantize operators (see :mod:`edge_reid.deploy.qat_layers`;
+the learned-step one is the LSQ operator of ``torch.ao``'s learnable FakeQuantize). NVIDIA's
+Model Optimizer (``nvidia-modelopt``) was tried: importing its torch quantization pulls omegaconf,
+pulp, pydantic, huggingface_hub (and its HTTP stack), safetensors and nvidia-ml-py, its
+calibration and export target TensorRT-style graphs only, and edge-reid also needs the ONNX Runtime
+CPU flavour from the same quantizer as post-training INT8. torch 2.14 no longer ships the pt2e
+flow (moved to torchao); torch.ao's remaining eager / FX flows insert their own observers and
+export their own QDQ graph, not the graph ONNX Runtime's quantizer writes; only its operators are
+used. So:
 
+* QAT starts from the post-training point: the sensitivity analysis's float layers stay float
+  (not fake-quantized, not quantized at export), every other input starts at its calibrated step;
 * BatchNorm layers that follow a convolution are folded into it first (the exported graph has no
   BatchNorm either); the model stays in eval mode (frozen statistics, no dropout);
 * each Conv / Gemm / MatMul of the exported graph is matched to its PyTorch module by its weights;
-  its weights are fake-quantized per output channel (recomputed every step, as at export) and its
-  input per tensor with the post-training graph's scale (calibrated on the calibration set), fixed;
+  its weights are fake-quantized per output channel (max |w| / 127, recomputed every step, as at
+  export) and its input per tensor, symmetric, with a learned step (LSQ gradient, one step per
+  graph tensor, shared by the layers that read it, as they share its QuantizeLinear);
 * the loss is the cosine distance to the FP32 model's embedding (distillation: no labels needed,
   and it is what the INT8 gate checks) on crops of the checkpoint's training split;
-* export: the fine-tuned float model goes through the same quantizer; the TensorRT flavour keeps
-  the trained activation scales (``TensorQuantOverrides``) and Q/DQ on quantized layers' inputs
-  only (``quantize_inputs_only``), exactly the fake-quantized arithmetic; the CPU flavour (U8
-  activations, for ONNX Runtime's fused kernels) is calibrated on the fine-tuned weights.
+* export: the fine-tuned float model goes through the same quantizer with every learned step fixed
+  (``TensorQuantOverrides``): the TensorRT flavour with S8 zero point 0 and Q/DQ on quantized
+  layers' inputs only (``quantize_inputs_only``), exactly the fake-quantized arithmetic; the CPU
+  flavour (U8, for ONNX Runtime's fused kernels) with zero point 128 (the same grid of 256 steps), or 0
+  on a ReLU's output (the same steps from 0 up, to 255 instead of 127 of them).
 
 Layers with no module (attention products between two activations) stay in float in both.
 """
@@ -29,18 +36,22 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from edge_reid.deploy.int8 import Int8Quantizer, prepare_for_quantization, write_qdq
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
-from edge_reid.deploy.qat_layers import (activation_scales, fake_quant_layer_class, fold_batchnorm, match_modules,
-                                         quantize_inputs_only, set_module)
+from edge_reid.deploy.qat_layers import (activation_scales, fake_quant_layer_class, fold_batchnorm, log_scale_parameter,
+                                         match_modules, quantize_inputs_only, set_module)
 from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
+from edge_reid.runtime.inputs import example_ids
 
 log = logging.getLogger(__name__)
+
+
+SMALL_WEIGHT = 1e-2  # a layer whose largest weight is under this gets a proportionally smaller step
 
 
 @dataclass
@@ -48,37 +59,74 @@ class QatSettings:
     """The ``qat`` section of a training config."""
 
     epochs: int = 2
-    lr: float = 1e-5
+    lr: float = 1e-5  # weights (Adam)
+    scale_lr: float = 1e-2  # activation log-scales (Adam: about a 1 % change of a scale per step at most)
     images: int = 512
     batch_size: int = 32
 
 
 class QatModel:
-    """A folded copy of a model with fake-quantized layers, and how they map onto the ONNX graph."""
+    """A folded copy of a model with fake-quantized layers, and how they map onto the ONNX graph.
 
-    def __init__(self, model: Any, meta: ModelMeta, calibration: np.ndarray, work_dir: Union[str, Path]) -> None:
+    ``float_nodes``: the post-training float set (names in ``reference``'s prepared graph, e.g. the
+    sensitivity analysis's choice); those layers stay in float here and in the export, and QAT starts
+    from the post-training point (same float layers, the calibrated scales).
+    """
+
+    def __init__(self, model: Any, meta: ModelMeta, calibration: np.ndarray, work_dir: Union[str, Path],
+                 float_nodes: Sequence[str] = (), reference: Optional[Union[str, Path]] = None) -> None:
         import torch
 
         if calibration is None or len(calibration) == 0:
             raise InvalidInputError("The calibration set is empty; give a folder or split with images.")
         self.meta, self.calibration, self.work = meta, calibration, Path(work_dir)
         self.model = copy.deepcopy(model).eval()
-        self.folded = fold_batchnorm(self.model, torch.from_numpy(calibration[:2]))
-        for p in self.model.parameters():
-            p.requires_grad_(True)
+        ids = {k: torch.from_numpy(v) for k, v in example_ids(meta, 2).items()}
+        self.folded = fold_batchnorm(self.model, torch.from_numpy(calibration[:2]), ids)
+        for p in self.model.parameters():  # only the quantized layers' weights and the steps are trained
+            p.requires_grad_(False)
         fp32 = OnnxExporter().export(self.model, meta, self.work / "folded_fp32.onnx").path
         self.prepared = prepare_for_quantization(fp32, self.work / "folded_prepared.onnx")
         graph = load_onnx(self.prepared)
-        self.node_to_module, self.float_nodes = match_modules(self.model, graph)
-        ptq = write_qdq(self.prepared, self.work / "ptq_trt.onnx", calibration, "trt", self.float_nodes, self.work)
-        self.scales = activation_scales(load_onnx(ptq))
-        wrapper = fake_quant_layer_class()
+        matched, unmatched = match_modules(self.model, graph)
+        chosen = set(translate_nodes(reference, graph, float_nodes, self.work)) if float_nodes else set()
+        self.node_to_module = {n: m for n, m in matched.items() if n not in chosen}
+        self.float_nodes = sorted(set(unmatched) | chosen)
+        extras = example_ids(meta, len(calibration))
+        ptq = write_qdq(self.prepared, self.work / "ptq_trt.onnx", calibration, "trt", self.float_nodes, self.work,
+                        extras=extras)
+        calibrated = activation_scales(load_onnx(ptq))
         nodes = {n.name: n for n in graph.graph.node}
-        for node_name, module_name in self.node_to_module.items():
-            node = nodes[node_name]
-            layer = self.model.get_submodule(module_name)
-            set_module(self.model, module_name, wrapper(layer, self.scales.get(node.input[0])))
         self.io = {n: (nodes[n].input[0], nodes[n].output[0]) for n in self.node_to_module}
+        self.non_negative = non_negative_tensors(graph)
+        # one learned scale per quantized tensor, shared by every layer that reads it
+        self.log_scales = {t: log_scale_parameter(calibrated[t]) for t, _ in self.io.values() if t in calibrated}
+        wrapper = fake_quant_layer_class()
+        for node_name, module_name in self.node_to_module.items():
+            layer = self.model.get_submodule(module_name)
+            for p in layer.parameters():
+                p.requires_grad_(True)
+            set_module(self.model, module_name, wrapper(layer, self.log_scales.get(self.io[node_name][0])))
+
+    @property
+    def scales(self) -> Dict[str, float]:
+        """tensor name -> its current (learned) quantization step, in float32 as the graph stores it."""
+        return {t: float(np.float32(np.exp(np.float32(p.detach().numpy()[0])))) for t, p in self.log_scales.items()}
+
+    def scale_parameters(self) -> List[Any]:
+        return list(self.log_scales.values())
+
+    def weight_groups(self, lr: float) -> List[Dict[str, Any]]:
+        """One Adam group per fake-quantized layer: ``lr``, scaled down on a layer whose largest weight is
+        under :data:`SMALL_WEIGHT` (Adam's step is about lr whatever the weight's size: on AGW's non-local
+        output convs, folded with a near-zero BN scale to weights of ~1e-6, lr 1e-5 took the
+        embedding's cosine to FP32 to 0.2)."""
+        groups = []
+        for name in self.node_to_module.values():
+            layer = self.model.get_submodule(name).layer
+            size = float(layer.weight.detach().abs().max())
+            groups.append({"params": list(layer.parameters()), "lr": lr * min(1.0, size / SMALL_WEIGHT)})
+        return groups
 
     def float_model(self) -> Any:
         """The fine-tuned float model (fake quantization removed, BatchNorm folded)."""
@@ -87,27 +135,70 @@ class QatModel:
             set_module(plain, name, plain.get_submodule(name).layer)
         return plain.eval()
 
-    def overrides(self) -> Dict[str, list]:
-        """TensorQuantOverrides fixing every activation scale to the trained model's."""
-        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": np.array(0, dtype=np.int8)}] for t, s in self.scales.items()}
+    def overrides(self, flavour: str) -> Dict[str, list]:
+        """TensorQuantOverrides fixing every quantized input's scale to the learned one. The CPU
+        flavour's U8 activations take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on
+        a non-negative tensor (a ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+        if flavour == "trt":
+            zero = {t: np.array(0, dtype=np.int8) for t in self.scales}
+        else:
+            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in self.scales}
+        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in self.scales.items()}
 
     def export(self, outputs: Dict[str, Union[str, Path]], extra: Optional[Dict[str, str]] = None) -> Dict[str, Path]:
-        """Write the requested flavours (``trt``: the trained scales; ``cpu``: calibrated) of the fine-tuned model."""
+        """Write the requested flavours (``trt``, ``cpu``) of the fine-tuned model with the learned scales."""
         fp32 = OnnxExporter().export(self.float_model(), self.meta, self.work / "qat_fp32.onnx").path
         matched, _ = match_modules(self.float_model(), load_onnx(prepare_for_quantization(
             fp32, self.work / "qat_prepared.onnx")))
-        if matched.keys() != self.node_to_module.keys():
+        if not set(self.node_to_module) <= set(matched):
             raise InvalidInputError("The fine-tuned model's ONNX graph no longer matches its layers; QAT export stopped.")
         quantizer = Int8Quantizer(keep_float=())
         meta = {"qat": "1", **(extra or {})}
         written: Dict[str, Path] = {}
         for flavour, out in outputs.items():
             written.update(quantizer.quantize(fp32, self.calibration, {flavour: out}, float_nodes=self.float_nodes,
-                                              overrides=self.overrides() if flavour == "trt" else None,
-                                              extra_metadata=meta))
+                                              overrides=self.overrides(flavour), extra_metadata=meta))
             if flavour == "trt":
                 save_onnx(quantize_inputs_only(load_onnx(written[flavour])), written[flavour])
         return written
+
+
+def non_negative_tensors(graph: Any) -> set:
+    """Names of the tensors a Relu, or a Clip with a lower bound >= 0, writes."""
+    from onnx import numpy_helper
+
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
+    out = set()
+    for n in graph.graph.node:
+        if n.op_type == "Relu":
+            out.add(n.output[0])
+        elif n.op_type == "Clip":
+            low = inits.get(n.input[1]) if len(n.input) > 1 and n.input[1] else None
+            if low is None:  # opset < 11 keeps the bound in an attribute
+                low = next((a.f for a in n.attribute if a.name == "min"), None)
+            if low is not None and float(np.asarray(low)) >= 0:
+                out.add(n.output[0])
+    return out
+
+
+def translate_nodes(reference: Optional[Union[str, Path]], graph: Any, names: Sequence[str],
+                    work: Path) -> List[str]:
+    """``names`` (quantizable nodes of ``reference``'s prepared graph) as nodes of ``graph``: by position
+    among the Conv / Gemm / MatMul nodes when both graphs list the same op types, else by name."""
+    from edge_reid.deploy.int8 import QUANTIZED_OP_TYPES
+
+    def quantizable(g: Any) -> List[Any]:
+        return [n for n in g.graph.node if n.op_type in QUANTIZED_OP_TYPES]
+
+    mine = quantizable(graph)
+    if reference is not None:
+        theirs = quantizable(load_onnx(prepare_for_quantization(reference, work / "reference_prepared.onnx")))
+        if [n.op_type for n in theirs] == [n.op_type for n in mine]:
+            position = {n.name: i for i, n in enumerate(theirs)}
+            return [mine[position[name]].name for name in names if name in position]
+        log.info("QAT: the folded graph's layers differ from the reference's; float nodes matched by name.")
+    known = {n.name for n in mine}
+    return [name for name in names if name in known]
 
 
 def training_crops(dataset: Optional[str], root: Optional[str], input_size: Tuple[int, int], limit: int,
@@ -131,12 +222,15 @@ def training_crops(dataset: Optional[str], root: Optional[str], input_size: Tupl
 
 def finetune(qat: QatModel, teacher: Any, images: np.ndarray, settings: QatSettings,
              say: Callable[[str], None] = print) -> List[float]:
-    """Distil ``teacher``'s embeddings into the fake-quantized model; the mean loss of each epoch."""
+    """Distil ``teacher``'s embeddings into the fake-quantized model (weights at ``lr``, the
+    activation log-scales at ``scale_lr``); the mean loss of each epoch."""
     import torch
 
     student = qat.model.eval()  # eval mode: frozen statistics, no dropout; gradients still flow
-    params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=settings.lr)
+    groups = qat.weight_groups(settings.lr)
+    if qat.scale_parameters():
+        groups.append({"params": qat.scale_parameters(), "lr": settings.scale_lr})
+    opt = torch.optim.Adam(groups)
     rng = np.random.default_rng(0)
     losses = []
     for epoch in range(settings.epochs):
@@ -145,9 +239,10 @@ def finetune(qat: QatModel, teacher: Any, images: np.ndarray, settings: QatSetti
             x = torch.from_numpy(images[order[i:i + settings.batch_size]])
             flip = torch.from_numpy(rng.random(len(x)) < 0.5)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            ids = {k: torch.from_numpy(v) for k, v in example_ids(qat.meta, len(x)).items()}
             with torch.no_grad():
-                target = teacher(x)
-            loss = (1.0 - torch.nn.functional.cosine_similarity(student(x), target, dim=1)).mean()
+                target = teacher(x, **ids)
+            loss = (1.0 - torch.nn.functional.cosine_similarity(student(x, **ids), target, dim=1)).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -163,10 +258,18 @@ def settings_from_config(config: Optional[Dict[str, Any]]) -> QatSettings:
     return QatSettings(**{k: type(getattr(QatSettings, k))(v) for k, v in section.items() if hasattr(QatSettings, k)})
 
 
-def run_qat(model: Any, meta: ModelMeta, checkpoint: Optional[Path], calibration: np.ndarray,
-            out_dir: Union[str, Path], config_path: Optional[str] = None,
-            say: Callable[[str], None] = print) -> Dict[str, Path]:
-    """QAT of ``model`` (from ``checkpoint``): fine-tune, then write ``model_int8_qat_{trt,cpu}.onnx``."""
+@dataclass
+class QatPlan:
+    """What QAT will train on (resolved before the build's long steps, so missing data stops it early)."""
+
+    settings: QatSettings
+    images: np.ndarray
+    dataset: str
+
+
+def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[np.ndarray],
+             config_path: Optional[str] = None) -> QatPlan:
+    """The settings and training crops of QAT for ``checkpoint``, or one clear error."""
     if calibration is None or len(calibration) == 0:
         raise InvalidInputError("The calibration set is empty; QAT needs calibration crops for its activation scales.")
     config: Dict[str, Any] = {}
@@ -183,13 +286,23 @@ def run_qat(model: Any, meta: ModelMeta, checkpoint: Optional[Path], calibration
     source = f"checkpoint {checkpoint}" if checkpoint else f"the untrained '{meta.model}'"
     dataset = data.get("dataset") or (meta.dataset if checkpoint and meta.dataset not in ("unknown", "") else None)
     images = training_crops(dataset, data.get("root"), meta.input_size, settings.images, source)
-    say(f"QAT: {settings.epochs} epoch(s) at lr {settings.lr:g} on {len(images)} training crops "
-        f"of '{dataset}'.")
+    return QatPlan(settings, images, str(dataset))
+
+
+def run_qat(model: Any, meta: ModelMeta, plan: QatPlan, calibration: np.ndarray, out_dir: Union[str, Path],
+            float_nodes: Sequence[str] = (), reference: Optional[Union[str, Path]] = None,
+            say: Callable[[str], None] = print) -> Dict[str, Path]:
+    """QAT of ``model`` from the post-training point (``float_nodes`` of ``reference``'s graph kept
+    float, calibrated scales): fine-tune, then write ``model_int8_qat_{trt,cpu}.onnx``."""
+    settings = plan.settings
+    say(f"QAT: {settings.epochs} epoch(s) at lr {settings.lr:g} (scales {settings.scale_lr:g}) on "
+        f"{len(plan.images)} training crops of '{plan.dataset}'.")
     with tempfile.TemporaryDirectory(prefix="edge-reid-qat.") as tmp:
-        qat = QatModel(model, meta, calibration, tmp)
+        qat = QatModel(model, meta, calibration, tmp, float_nodes, reference)
         say(f"QAT: {len(qat.node_to_module)} layers fake-quantized, {qat.folded} BatchNorm folded, "
             f"{len(qat.float_nodes)} left in float.")
-        finetune(qat, copy.deepcopy(model).eval(), images, settings, say)
+        finetune(qat, copy.deepcopy(model).eval(), plan.images, settings, say)
         out_dir = Path(out_dir)
         return qat.export({f: out_dir / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")},
-                          {"qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}"})
+                          {"qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
+                           "qat_scale_lr": f"{settings.scale_lr:g}"})

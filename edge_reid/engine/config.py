@@ -111,7 +111,8 @@ SCHEMA: Dict[str, Any] = {
     },
     "qat": {  # quantization-aware fine-tuning (edge-reid build --qat, edge_reid.deploy.qat)
         "epochs": _f(2, int),
-        "lr": _f(1e-5, float),
+        "lr": _f(1e-5, float),  # weights
+        "scale_lr": _f(1e-2, float),  # activation log-scales (LSQ-style learned steps)
         "images": _f(512, int),  # crops of the training split used
         "batch_size": _f(32, int),
     },
