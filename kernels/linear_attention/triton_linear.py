@@ -24,6 +24,7 @@ import triton
 import triton.language as tl
 
 from kernels.autotune import DEFAULT_SMS, autotune, bucket, make_pruner
+from kernels.triton_dots import mm_acc as _mm_acc
 
 # Two configurations per kernel and channel tile (:func:`channel_tile`, told apart by (BLOCK_I, BLOCK_J):
 # :data:`TILES`), chosen with the compile check (sm_90 / sm_87, fp32 / fp16 / bf16, DCS and ragged
@@ -81,16 +82,6 @@ def _rows_programs(meta: dict, args: dict) -> int:
 
 _GRAM_PRUNE = make_pruner(tensor_arg="X", shared_bytes=_gram_shared, programs=_gram_programs, fits=_fits)
 _ROWS_PRUNE = make_pruner(tensor_arg="X", shared_bytes=_rows_shared, programs=_rows_programs, fits=_fits)
-
-
-@triton.jit
-def _mm_acc(acc, a, b, IEEE: tl.constexpr):
-    """acc + a @ b accumulated in float32; exact float32 products when IEEE (no TF32)."""
-    if IEEE:
-        r = acc + tl.dot(a, b, input_precision="ieee")
-    else:
-        r = acc + tl.dot(a, b)
-    return r
 
 
 @triton.jit

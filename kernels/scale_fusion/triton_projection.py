@@ -30,6 +30,7 @@ import triton
 import triton.language as tl
 
 from kernels.autotune import autotune, bucket, make_pruner
+from kernels.triton_dots import mm_acc as _mm_acc
 
 # Chosen with the ahead-of-time compile check (benchmarks/compile_kernels.py, sm_90, VisNet's
 # stage 3 at 256x128: 1024 channels at 16 x 8 -> 2048 x 8 x 4): the first three compile without
@@ -56,16 +57,6 @@ def _programs(meta: dict, args: dict) -> int:
 
 #: The fourth configuration spills in float32 (compile check, sm_90): not timed there.
 _PRUNE = make_pruner(tensor_arg="X", shared_bytes=_shared_bytes, programs=_programs, float32_excluded=[_GPU[3]])
-
-
-@triton.jit
-def _mm_acc(acc, a, b, IEEE: tl.constexpr):
-    """acc + a @ b accumulated in float32; exact float32 products when IEEE (no TF32)."""
-    if IEEE:
-        r = acc + tl.dot(a, b, input_precision="ieee")
-    else:
-        r = acc + tl.dot(a, b)
-    return r
 
 
 @triton.jit
