@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
-from edge_reid.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from edge_reid.utils.atomic import atomic_path, atomic_write_csv, atomic_write_json
 
 PathLike = Union[str, Path]
 
@@ -50,17 +48,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str],
 
 def write_csv(path: PathLike, rows: Sequence[Mapping[str, Any]], columns: Optional[Sequence[str]] = None) -> Path:
     """Write ``rows`` as CSV (columns: given, else the union of keys in first-seen order), atomically."""
-    if columns is None:
-        columns = []
-        for r in rows:
-            columns.extend(k for k in r if k not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
-    atomic_write_text(path, buffer.getvalue())
-    return Path(path)
+    return atomic_write_csv(path, rows, columns)
 
 
 def write_json(path: PathLike, payload: Any) -> Path:

@@ -69,7 +69,7 @@ def build_aoti(cfg: Any, device: Optional[str] = None, say: Callable[[str], None
     """Build, load back, gate and time one package per precision; returns the manifest."""
     import torch
 
-    from edge_reid.bench.latency import measure_latency
+    from edge_reid.utils.timing import measure_latency
     from edge_reid.deploy.aoti_export import AotiExporter
     from edge_reid.deploy.pipeline import resolve_model
     from edge_reid.runtime import load_embedder

@@ -189,7 +189,7 @@ class SensitivityAnalysis:
 
     def latency_ms(self, float_nodes: Sequence[str], batch: int = 8, iters: int = 10) -> float:
         """Median ONNX Runtime latency (CPU flavour, ``batch`` crops) with ``float_nodes`` in float."""
-        from edge_reid.bench.latency import measure_latency
+        from edge_reid.utils.timing import measure_latency
         from edge_reid.runtime import load_embedder
 
         path = self.quantized(float_nodes, "cpu")
@@ -273,7 +273,7 @@ def choose_float_nodes(analysis: SensitivityAnalysis, measure_speed: bool = True
 def write_table(result: SensitivityResult, path: Union[str, Path], quantizable: int) -> Path:
     """The per-trial sensitivity table as CSV (``latency_ms``: the float group's speed cost, or the
     all-INT8 latency in the ``all`` row)."""
-    from edge_reid.bench.report import write_csv
+    from edge_reid.utils.atomic import atomic_write_csv as write_csv
 
     rows = [t.row(quantizable) for t in result.trials]
     chosen = set(result.float_nodes)

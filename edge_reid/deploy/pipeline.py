@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge_reid.bench.latency import measure_latency
+from edge_reid.utils.timing import measure_latency
 from edge_reid.deploy import parity as P
 from edge_reid.deploy.build_inputs import (HELD_OUT, EvalSet, ParityImages, check_calib_images, hold_out,
                                            load_calibration, load_eval_set)

@@ -127,3 +127,21 @@ def write_image(path: PathLike, image: Any, params: Sequence[int] = (), atomic: 
         target.write_bytes(data.tobytes())
     except OSError as exc:
         raise (_explained(exc, target) or exc) from exc
+
+
+def atomic_write_csv(path: PathLike, rows: Sequence[Any], columns: Optional[Sequence[str]] = None) -> Path:
+    """Write mappings ``rows`` as CSV (columns: given, else the union of keys in first-seen order), atomically."""
+    import csv
+    import io
+
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in columns})
+    atomic_write_text(path, buffer.getvalue())
+    return Path(path)
