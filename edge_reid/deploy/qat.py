@@ -101,6 +101,10 @@ class QatModel:
         self.non_negative = non_negative_tensors(graph)
         # one learned scale per quantized tensor, shared by every layer that reads it
         self.log_scales = {t: log_scale_parameter(calibrated[t]) for t, _ in self.io.values() if t in calibrated}
+        # the calibrated steps are floors: a learned step may grow, never shrink below the calibration's
+        # (learned steps that shrank clipped rare large activations: the TensorRT flavour's worst image
+        # fell to cosine 0.920 on ResNet50, 0.983 on BoT, 0.989 on DCS-MobileNetV2, all above 0.99 after PTQ)
+        self.log_scale_floors = {t: float(p.detach()[0]) for t, p in self.log_scales.items()}
         wrapper = fake_quant_layer_class()
         for node_name, module_name in self.node_to_module.items():
             layer = self.model.get_submodule(module_name)
@@ -115,6 +119,11 @@ class QatModel:
 
     def scale_parameters(self) -> List[Any]:
         return list(self.log_scales.values())
+
+    def floor_scales(self) -> None:
+        """Raise every learned step that fell below its calibrated step back to it (after each update)."""
+        for t, p in self.log_scales.items():
+            p.data.clamp_(min=self.log_scale_floors[t])
 
     def weight_groups(self, lr: float) -> List[Dict[str, Any]]:
         """One Adam group per fake-quantized layer: ``lr``, scaled down on a layer whose largest weight is
@@ -246,6 +255,7 @@ def finetune(qat: QatModel, teacher: Any, images: np.ndarray, settings: QatSetti
             opt.zero_grad()
             loss.backward()
             opt.step()
+            qat.floor_scales()
             total, steps = total + float(loss.detach()), steps + 1
         losses.append(total / max(steps, 1))
         say(f"QAT epoch {epoch + 1}/{settings.epochs}: cosine distance to FP32 {losses[-1]:.5f}.")
