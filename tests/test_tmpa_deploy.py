@@ -22,6 +22,7 @@ from edge_reid.models.checkpoint import save_checkpoint
 from edge_reid.runtime import load_embedder
 from edge_reid.runtime.preprocess import preprocess_crops
 from test_int8 import write_person_crops
+from test_vi_export import assert_modality_routing
 
 SIZE = (64, 32)
 
@@ -65,13 +66,7 @@ def test_onnx_takes_modality_and_matches_pytorch(artifacts: Dict[str, Path]) -> 
     assert ort_e.meta.model == "tmpa" and ort_e.meta.inputs == ("images", "modality")
     assert ort_e.meta.model_options["mft_stages"] == ["layer3", "layer4"]
     crops = person_crops(4, 1, artifacts["root"] / "eval4")
-    mixed = [0, 1, 1, 0]
-    a, b = ort_e.embed(crops, modality=mixed), torch_e.embed(crops, modality=mixed)
-    assert np.abs(a - b).max() < 1e-4
-    vis, ir = ort_e.embed(crops, modality=0), ort_e.embed(crops, modality=1)
-    assert np.abs(vis - ir).max() > 1e-3
-    np.testing.assert_allclose(a[[0, 3]], vis[[0, 3]], atol=1e-5)
-    np.testing.assert_allclose(a[[1, 2]], ir[[1, 2]], atol=1e-5)
+    vis, ir = assert_modality_routing(ort_e, torch_e, crops)
     np.testing.assert_allclose(ort_e.embed(crops[1:2], modality=1)[0], ir[1], atol=1e-5)  # one image alone
 
 

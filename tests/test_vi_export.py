@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
 import onnx
 import pytest
@@ -44,6 +46,19 @@ def test_meta_inputs_round_trip() -> None:
     assert ModelMeta.from_dict(old).inputs == ("images",)
 
 
+def assert_modality_routing(ort_e, torch_e, crops) -> Tuple[np.ndarray, np.ndarray]:
+    """ONNX Runtime and PyTorch agree on a mixed batch of 4 crops, and each crop takes its own modality's
+    path (visible and infrared embeddings differ); returns the all-visible and all-infrared embeddings."""
+    mixed = [0, 1, 1, 0]
+    a, b = ort_e.embed(crops, modality=mixed), torch_e.embed(crops, modality=mixed)
+    assert np.abs(a - b).max() < 1e-4
+    vis, ir = ort_e.embed(crops, modality=0), ort_e.embed(crops, modality=1)
+    assert np.abs(vis - ir).max() > 1e-3
+    np.testing.assert_allclose(a[[0, 3]], vis[[0, 3]], atol=1e-5)
+    np.testing.assert_allclose(a[[1, 2]], ir[[1, 2]], atol=1e-5)
+    return vis, ir
+
+
 @pytest.mark.slow  # exports a ResNet50 (about a minute on the shared 2-core CPU)
 def test_onnx_graph_takes_modality_and_backends_agree(artifacts) -> None:
     model, ckpt, onnx_path = artifacts
@@ -54,13 +69,7 @@ def test_onnx_graph_takes_modality_and_backends_agree(artifacts) -> None:
     ort_e, torch_e = load_embedder(onnx_path, threads=1), load_embedder(ckpt)
     assert ort_e.meta.inputs == ("images", "modality") == torch_e.meta.inputs
     crops = _crops()
-    mixed = [0, 1, 1, 0]
-    a, b = ort_e.embed(crops, modality=mixed), torch_e.embed(crops, modality=mixed)
-    assert np.abs(a - b).max() < 1e-4
-    vis, ir = ort_e.embed(crops, modality=0), ort_e.embed(crops, modality=1)
-    assert np.abs(vis - ir).max() > 1e-3
-    np.testing.assert_allclose(a[[0, 3]], vis[[0, 3]], atol=1e-5)
-    np.testing.assert_allclose(a[[1, 2]], ir[[1, 2]], atol=1e-5)
+    assert_modality_routing(ort_e, torch_e, crops)
     with pytest.raises(InvalidInputError, match="needs the input 'modality'"):
         ort_e.embed(crops)
     with pytest.raises(InvalidInputError, match="3 values for 4 crops"):
