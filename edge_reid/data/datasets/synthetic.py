@@ -8,7 +8,7 @@ first time it is asked for; with a root, that Market-1501 tree is parsed as it i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Dict, Optional
 
 from edge_reid.data import DATASETS
 from edge_reid.data.datasets.base import PathLike
@@ -17,14 +17,19 @@ from edge_reid.data.synthetic.dataset import default_params, generate_dataset, p
 from edge_reid.utils.paths import cache_dir
 
 
+def generated_root(kind: str, params: Dict[str, Any], key: str, generate: Callable[..., Any]) -> Path:
+    """``cache_dir()/kind/key``, generated there with ``generate(root, **params)`` unless its manifest has ``key``."""
+    root = cache_dir() / kind / key
+    manifest = read_manifest(root)
+    if manifest is None or manifest.get("key") != key:
+        generate(root, **params)
+    return root
+
+
 def default_root(**overrides: Any) -> Path:
     """Folder of the synthetic set with these parameters, generated there if missing."""
     params = {**default_params(), **overrides}
-    root = cache_dir() / "synthetic" / params_key(params)
-    manifest = read_manifest(root)
-    if manifest is None or manifest.get("key") != params_key(params):
-        generate_dataset(root, **params)
-    return root
+    return generated_root("synthetic", params, params_key(params), generate_dataset)
 
 
 @DATASETS.register("synthetic")

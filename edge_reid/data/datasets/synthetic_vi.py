@@ -15,19 +15,14 @@ from edge_reid.data import DATASETS
 from edge_reid.data.datasets.base import PathLike
 from edge_reid.data.datasets.regdb import RegDB
 from edge_reid.data.datasets.sysu_mm01 import SYSUMM01
-from edge_reid.data.synthetic.dataset import read_manifest
+from edge_reid.data.datasets.synthetic import generated_root
 from edge_reid.data.synthetic.vi_dataset import default_vi_params, generate_vi_dataset, vi_params_key
-from edge_reid.utils.paths import cache_dir
 
 
 def default_vi_root(layout: str = "sysu", **overrides: Any) -> Path:
     """Folder of the visible-infrared set with these parameters, generated there if missing."""
     params = {**default_vi_params(layout), **overrides}
-    root = cache_dir() / "synthetic_vi" / vi_params_key(params)
-    manifest = read_manifest(root)
-    if manifest is None or manifest.get("key") != vi_params_key(params):
-        generate_vi_dataset(root, **params)
-    return root
+    return generated_root("synthetic_vi", params, vi_params_key(params), generate_vi_dataset)
 
 
 @DATASETS.register("synthetic_vi")
