@@ -58,7 +58,7 @@ BATCH = 8
 def checkpoint_for(model: str, say=print) -> Path:
     """The cached checkpoint of ``model``'s short synthetic training (trained on first use)."""
     from edge_reid import __version__
-    from edge_reid.deploy.pipeline import default_checkpoint
+    from edge_reid.deploy.default_model import default_checkpoint
     from edge_reid.engine import train
     from edge_reid.engine.config import load_config
 
@@ -66,7 +66,7 @@ def checkpoint_for(model: str, say=print) -> Path:
     if model == "visnet":
         # an earlier cache entry of the same quick training (its key also covers the config's qat section,
         # which does not change the trained weights) saves its retraining
-        from edge_reid.deploy.pipeline import _quick_config_path, quick_checkpoint_path
+        from edge_reid.deploy.default_model import _quick_config_path, quick_checkpoint_path
 
         if not quick_checkpoint_path(_quick_config_path()).is_file():
             earlier = sorted((cache_dir() / "checkpoints").glob("visnet_synthetic_quick-*.pth"), key=os.path.getmtime)

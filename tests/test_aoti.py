@@ -185,7 +185,7 @@ def test_fast_fusion_custom_ops_are_lowered_to_their_reference():
 @pytest.mark.slow
 def test_default_checkpoint_package_matches_pytorch(tmp_path, capsys):
     """Acceptance: ``build --format aoti`` on the default checkpoint; load_embedder cosine >= 0.999."""
-    from edge_reid.deploy.pipeline import default_checkpoint
+    from edge_reid.deploy.default_model import default_checkpoint
     from edge_reid.models.checkpoint import load_model_from_checkpoint
 
     rc, out, err = _cli(capsys, "--format", "aoti", "--out", str(tmp_path), "--eval-limit", "64", "--latency-iters", "2")

@@ -68,7 +68,7 @@ def test_quick_checkpoint_cache_is_keyed_by_the_config_content(tmp_path: Path) -
     """Editing the quick config must not reuse a checkpoint trained with the old one."""
     import shutil
 
-    from edge_reid.deploy.pipeline import quick_checkpoint_path
+    from edge_reid.deploy.default_model import quick_checkpoint_path
 
     configs = Path(__file__).resolve().parents[1] / "train" / "configs"
     same, edited = shutil.copytree(configs, tmp_path / "same"), shutil.copytree(configs, tmp_path / "edited")

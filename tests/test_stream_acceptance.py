@@ -57,7 +57,7 @@ def identity_consistency(events_path: Path, gt_path: Path, min_frames: int = 5):
 
 def test_every_walker_keeps_one_identity_across_cameras(tmp_path):
     from edge_reid.deploy.onnx_export import export_checkpoint
-    from edge_reid.deploy.pipeline import default_checkpoint
+    from edge_reid.deploy.default_model import default_checkpoint
     from edge_reid.runtime import load_embedder
     from edge_reid.stream.command import open_gallery, run_stream, synthetic_sources, synthetic_video
     from edge_reid.stream.detectors import build_detector

@@ -33,7 +33,7 @@ def _embedder(tmp_path: Path) -> Path:
         return Path(os.environ["EDGE_REID_TEST_EMBEDDER"])
     from edge_reid.deploy.int8 import calibration_from_split, quantize_int8
     from edge_reid.deploy.onnx_export import export_checkpoint
-    from edge_reid.deploy.pipeline import default_checkpoint
+    from edge_reid.deploy.default_model import default_checkpoint
 
     exported = export_checkpoint(default_checkpoint(lambda s: None), tmp_path / "embedder.onnx")
     calibration = calibration_from_split("synthetic", tuple(exported.meta.input_size), "train", limit=128)

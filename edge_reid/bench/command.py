@@ -168,7 +168,7 @@ def resolve_main(args: argparse.Namespace, out: Path, say: Callable[[str], None]
         model = build_model(args.model, num_classes=PAPER_NUM_CLASSES, input_size=size)
         meta = model.meta("untrained")
     else:
-        from edge_reid.deploy.pipeline import default_checkpoint
+        from edge_reid.deploy.default_model import default_checkpoint
 
         checkpoint = str(default_checkpoint(say))
         model, meta, _ = load_model_from_checkpoint(checkpoint)

@@ -71,7 +71,7 @@ def build_aoti(cfg: Any, device: Optional[str] = None, say: Callable[[str], None
 
     from edge_reid.utils.timing import measure_latency
     from edge_reid.deploy.aoti_export import AotiExporter
-    from edge_reid.deploy.pipeline import resolve_model
+    from edge_reid.deploy.default_model import resolve_model
     from edge_reid.runtime import load_embedder
 
     device = (device or ("cuda" if torch.cuda.is_available() else "cpu")).split(":")[0]

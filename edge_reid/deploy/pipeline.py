@@ -23,13 +23,7 @@ from edge_reid.deploy import parity as P
 from edge_reid.deploy.build_inputs import (HELD_OUT, EvalSet, ParityImages, check_calib_images, hold_out,
                                            load_calibration, load_eval_set)
 from edge_reid.deploy.compat import check_tensorrt_compat
-from edge_reid.deploy.default_model import (  # noqa: F401  (re-exported: part of the build's API)
-    DEFAULT_MODEL,
-    QUICK_CONFIG,
-    default_checkpoint,
-    quick_checkpoint_path,
-    resolve_model,
-)
+from edge_reid.deploy.default_model import resolve_model
 from edge_reid.deploy.int8 import AUTO_FLOAT
 from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
 from edge_reid.errors import EdgeReidError, InvalidInputError
@@ -80,14 +74,15 @@ def _embed_all(embedder: Any, images: np.ndarray, ids: Dict[str, np.ndarray], ch
 
 def _embed_torch(model: Any, images: np.ndarray, ids: Dict[str, np.ndarray], chunk: int = 32,
                  float64: bool = False) -> np.ndarray:
-    """PyTorch's embeddings of ``images`` (the parity reference), in chunks, in float32 or float64."""
+    """PyTorch's embeddings of ``images`` (the parity reference), in chunks, in float32 or float64 (the
+    model's own dtype must match)."""
     import torch
 
     dtype = torch.float64 if float64 else torch.float32
     with torch.inference_mode():
         return np.concatenate([model(torch.from_numpy(images[i:i + chunk]).to(dtype),
-                                     **{k: torch.from_numpy(v[i:i + chunk]) for k, v in ids.items()}).double().numpy()
-                               for i in range(0, len(images), chunk)]).astype(np.float64 if float64 else np.float32)
+                                     **{k: torch.from_numpy(v[i:i + chunk]) for k, v in ids.items()}).numpy()
+                               for i in range(0, len(images), chunk)])
 
 
 def _embed_float64(model: Any, images: np.ndarray, ids: Dict[str, np.ndarray],
