@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_reid.bench.latency import Target
 
-#: Backends this module provides (the rest live in edge_reid.bench.command).
+#: Backends this module provides (the rest live in edge_reid.bench.targets).
 SERVING_BACKENDS = ("torch-cudagraph", "aoti")
 HALF = ("fp16", "bf16")
 
