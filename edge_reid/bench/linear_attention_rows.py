@@ -6,7 +6,7 @@ the CPU). :func:`bench_linear_attention` times forward + backward of, per shape 
 reference (``masked_linear_attention_reference``, cheaper order), torch.compile of it, the Triton
 path (``masked_linear_attention(path="triton")``) and the dispatcher's choice, on the models'
 strided token layout (a B x C x H x W map seen as B x N x C) with a binary float mask that receives
-a gradient. Used by ``benchmarks/bench_kernels.py``.
+a gradient. :func:`bench_linear` turns them into rows of ``benchmarks/bench_kernels.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Tuple
 
 import torch
+
+from edge_reid.bench.cuda_timing import cuda_median_ms
+from edge_reid.bench.kernel_rows import Peaks, Row, kernel_row
 
 #: (label, model name) of the linear-form models benchmarked.
 MODELS: Tuple[Tuple[str, str], ...] = (("DCS-MobileNetV2", "dcs_mobilenetv2"), ("DCS-ResNet50", "dcs_resnet50"))
@@ -83,4 +86,15 @@ def bench_linear_attention(shapes: List[Tuple[str, int, int, int, int]], batch: 
     return rows
 
 
-__all__ = ["MODELS", "bench_linear_attention", "dcs_attention_shapes"]
+
+# ----------------------------------------------------------------------------- linear DCS attention (issue 14, item 2)
+def bench_linear(dtypes: List[torch.dtype], rows: List[Row], peaks: Peaks, quick: bool) -> None:
+    """Forward + backward of the linear form at every DCS-MobileNetV2 / DCS-ResNet50 attention shape
+    (batch 64; --quick: the first two at batch 8): eager, torch.compile, Triton, dispatcher."""
+    shapes = dcs_attention_shapes((256, 128))
+    for r in bench_linear_attention(shapes[:2] if quick else shapes, 8 if quick else 64, dtypes, cuda_median_ms,
+                                    peaks[0] if peaks else 0.0):
+        rows.append(kernel_row(r["op"], r["shape"], {**r["times"], "path": r["path"]}, r["achieved"], r["fraction"]))
+
+
+__all__ = ["MODELS", "bench_linear", "bench_linear_attention", "dcs_attention_shapes"]
