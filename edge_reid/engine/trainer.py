@@ -2,7 +2,8 @@
 
 The :class:`Trainer` knows nothing about particular losses: the ``LossComposer`` turns the
 model's output dict into a total and named terms. Everything around the step (learning rate,
-evaluation, logging, checkpoints, epoch-end callbacks) is a :mod:`hook <edge_reid.engine.hooks>`.
+evaluation, logging, checkpoints, epoch-end callbacks) is a :mod:`hook <edge_reid.engine.hooks>`;
+where the run stands and the epoch's running sums are :mod:`edge_reid.engine.progress`'s.
 
 Determinism: every epoch starts by re-seeding all generators from (seed, epoch) and telling
 the sampler its epoch, so an epoch is a pure function of the state at its start. A run
@@ -14,11 +15,10 @@ states saved in the checkpoint.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -27,33 +27,18 @@ from torch import nn
 from tqdm import tqdm
 
 from edge_reid.engine import distributed
+from edge_reid.engine.batch_inputs import batch_extra_inputs, takes_camera_ids
+from edge_reid.engine.config import plain
 from edge_reid.engine.distributed import DistInfo
 from edge_reid.engine.guard import NonFiniteLossError, all_finite, loss_problem, nonfinite_weights, skip_bad_step
 from edge_reid.engine.hooks import Hook
 from edge_reid.engine.optim import EpochSchedule
+from edge_reid.engine.progress import EpochStats, TrainState
 from edge_reid.engine.rng import capture_rng_state, epoch_seed, restore_rng_state, seed_everything
 from edge_reid.engine.runlog import RunLog
 from edge_reid.errors import EdgeReidError, InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.models.checkpoint import check_state_matches
-
-
-@dataclass
-class TrainState:
-    """Where training stands; saved in every checkpoint."""
-
-    epoch: int = 0  # epochs completed
-    batch: int = 0  # batches consumed in the epoch now running
-    global_step: int = 0
-    lr: float = 0.0
-    nonfinite_streak: int = 0
-    nonfinite_total: int = 0
-    loss_baseline: float = 0.0  # the first finite step loss (the divergence test's reference)
-    best_map: float = -1.0
-    best_epoch: int = -1
-    metrics: Dict[str, float] = field(default_factory=dict)
-    initial_metrics: Dict[str, float] = field(default_factory=dict)
-    evaluated_now: bool = False
 
 
 class Trainer:
@@ -105,7 +90,7 @@ class Trainer:
         self.epoch_row: Dict[str, Any] = {}
         self.runlog = RunLog(self.run_dir, enabled=dist.is_main, tensorboard=cfg["output"]["tensorboard"])
         self._resume_rng: Optional[Dict[str, Any]] = None
-        self._accum: Dict[str, Any] = self._empty_accum()
+        self.epoch_stats = EpochStats()
         from edge_reid.data.pedmix import PedMix, parse_pedmix
 
         pedmix_cfg = parse_pedmix(cfg["data"].get("pedmix"))
@@ -144,9 +129,6 @@ class Trainer:
             tqdm.write(text, file=sys.stderr)
 
     # ------------------------------------------------------------------ state
-    def _empty_accum(self) -> Dict[str, Any]:
-        return {"terms": {}, "weights": {}, "steps": 0, "images": 0, "seconds": 0.0}
-
     def training_state(self) -> Dict[str, Any]:
         """Everything a checkpoint needs beyond the weights (tensors, numbers, strings, lists, dicts)."""
         state = {
@@ -157,10 +139,10 @@ class Trainer:
             "batch": self.state.batch,
             "global_step": self.state.global_step,
             "rng": capture_rng_state(),
-            "config": _plain(self.cfg),
-            "history": _plain(self.runlog.rows),
-            "trainer": _plain({k: v for k, v in asdict(self.state).items() if k not in ("epoch", "batch", "global_step")}),
-            "epoch_accum": _plain(self._accum),
+            "config": plain(self.cfg),
+            "history": plain(self.runlog.rows),
+            "trainer": plain({k: v for k, v in asdict(self.state).items() if k not in ("epoch", "batch", "global_step")}),
+            "epoch_accum": plain(self.epoch_stats.sums),
         }
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
@@ -190,7 +172,7 @@ class Trainer:
         self.runlog.restore(payload.get("history", []))
         if self.state.batch > 0:
             self._resume_rng = payload["rng"]
-            self._accum = dict(payload.get("epoch_accum") or self._empty_accum())
+            self.epoch_stats = EpochStats(payload.get("epoch_accum"))
 
     # ------------------------------------------------------------------ loop
     def train(self) -> TrainState:
@@ -227,7 +209,7 @@ class Trainer:
                 restore_rng_state(self._resume_rng)
                 self._resume_rng = None
         else:
-            self._accum = self._empty_accum()
+            self.epoch_stats = EpochStats()
         self.model.train()
         bar = tqdm(total=self.iters_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{self.epochs}",
                    disable=not self.dist.is_main, dynamic_ncols=True, mininterval=1.0, leave=False, file=sys.stderr)
@@ -243,14 +225,13 @@ class Trainer:
                 self.state.batch = index + 1
                 self.state.global_step += 1
                 now = time.perf_counter()
-                self._accum["seconds"] += now - tick
+                self.epoch_stats.add_time(now - tick, step_images)
                 tick = now
-                self._accum["images"] += step_images
                 if result is not None:
-                    self._accumulate(result)
+                    self.epoch_stats.add_result(result)
                 bar.update(1)
                 if (index + 1) % self.log_every == 0 or index + 1 == self.iters_per_epoch:
-                    bar.set_postfix_str(self._postfix(), refresh=False)
+                    bar.set_postfix_str(self.epoch_stats.postfix(self.state.lr), refresh=False)
                 self._call("after_step")
                 tick = time.perf_counter()  # checkpoint writes do not count as training time
         finally:
@@ -258,7 +239,7 @@ class Trainer:
             del iterator
         self.state.epoch = epoch + 1
         self.state.batch = 0
-        self.epoch_row = self._epoch_summary()
+        self.epoch_row = self.epoch_stats.summary(self.state.epoch, self.state.lr, self.state.nonfinite_total)
         self._call("after_epoch")
 
     # ------------------------------------------------------------------ one step
@@ -278,7 +259,8 @@ class Trainer:
         autocast = (torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
                     if self.amp_dtype is not None else contextlib.nullcontext())
         with autocast:
-            outputs = self.model(images, **self._extra_inputs(batch))
+            outputs = self.model(images, **batch_extra_inputs(self.module, batch, getattr(self.loader, "dataset", None),
+                                                              self.device))
             result = self.composer(outputs, targets)
         total = result.total.float()
         problem = loss_problem(float(total.detach()), self.state.loss_baseline, self.divergence_factor)
@@ -311,72 +293,9 @@ class Trainer:
         self.state.nonfinite_streak = 0
         return result
 
-    def _extra_inputs(self, batch: Sequence[Any]) -> Dict[str, torch.Tensor]:
-        """The model's declared extra inputs (``extra_inputs``: modality, camera ids) for this batch;
-        a model whose forward takes ``camera_ids`` gets them in every mode (FusionReID's SIE learns
-        from the cameras even when the deployed graph does not take them)."""
-        names = tuple(getattr(self.module, "extra_inputs", ()))
-        if "camera_ids" not in names and takes_camera_ids(self.module):
-            names += ("camera_ids",)
-        if not names:
-            return {}
-        from edge_reid.data.loader import model_inputs
-
-        inputs = model_inputs(names, batch, getattr(self.loader, "dataset", None))
-        return {k: v.to(self.device, non_blocking=True) for k, v in inputs.items()}
-
     def _clip(self) -> None:
         if self.grad_clip is not None and self.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.module.parameters(), self.grad_clip)
 
-    # ------------------------------------------------------------------ bookkeeping
-    def _accumulate(self, result: Any) -> None:
-        acc = self._accum
-        acc["steps"] += 1
-        terms = acc["terms"]
-        terms["loss"] = terms.get("loss", 0.0) + float(result.total.detach())
-        for name, value in dict(result.terms).items():
-            terms[name] = terms.get(name, 0.0) + float(value.detach() if torch.is_tensor(value) else value)
-        acc["weights"] = {k: float(v) for k, v in dict(getattr(result, "weights", {}) or {}).items()}
 
-    def _postfix(self) -> str:
-        acc = self._accum
-        steps = max(1, acc["steps"])
-        parts = [f"{k} {v / steps:.3f}" for k, v in acc["terms"].items()]
-        parts += [f"w.{k} {v:.2f}" for k, v in acc["weights"].items()]
-        parts.append(f"lr {self.state.lr:.2e}")
-        if acc["seconds"] > 0:
-            parts.append(f"{acc['images'] / acc['seconds']:.1f} img/s")
-        return " ".join(parts)
-
-    def _epoch_summary(self) -> Dict[str, Any]:
-        acc = self._accum
-        steps = max(1, acc["steps"])
-        row: Dict[str, Any] = {"epoch": self.state.epoch, "lr": self.state.lr}
-        for name, value in acc["terms"].items():
-            row[name if name == "loss" else f"loss.{name}"] = value / steps
-        for name, value in acc["weights"].items():
-            row[f"weight.{name}"] = value
-        row["images_per_s"] = acc["images"] / acc["seconds"] if acc["seconds"] > 0 else 0.0
-        row["time_s"] = acc["seconds"]
-        row["skipped_steps"] = self.state.nonfinite_total
-        return row
-
-
-def _plain(obj: Any) -> Any:
-    """Dicts/lists/tuples of plain values (tuples become lists) for weights-only checkpoints."""
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def takes_camera_ids(model: nn.Module) -> bool:
-    """Whether ``model.forward`` has a ``camera_ids`` parameter (FusionReID's SIE, in every camera mode)."""
-    try:
-        return "camera_ids" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
+__all__ = ["NonFiniteLossError", "TrainState", "Trainer", "takes_camera_ids"]
