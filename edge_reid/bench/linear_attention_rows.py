@@ -16,7 +16,7 @@ from typing import Callable, Dict, List, Tuple
 import torch
 
 from edge_reid.bench.cuda_timing import cuda_median_ms
-from edge_reid.bench.kernel_rows import Peaks, Row, kernel_row
+from edge_reid.bench.kernel_rows import Peaks, Row, fwd_bwd, kernel_row
 
 #: (label, model name) of the linear-form models benchmarked.
 MODELS: Tuple[Tuple[str, str], ...] = (("DCS-MobileNetV2", "dcs_mobilenetv2"), ("DCS-ResNet50", "dcs_resnet50"))
@@ -65,9 +65,7 @@ def bench_linear_attention(shapes: List[Tuple[str, int, int, int, int]], batch: 
             }
             times: Dict[str, float] = {}
             for name, fn in variants.items():
-                def run(fn=fn) -> None:
-                    x.grad = mask.grad = None
-                    fn().float().sum().backward()
+                run = fwd_bwd(fn, [x, mask])
                 try:
                     run()  # compile / autotune first
                     torch.cuda.synchronize()

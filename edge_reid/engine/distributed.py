@@ -74,11 +74,8 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
 
 def all_reduce_mean(value: float, device: torch.device) -> float:
     """The mean of a float over all ranks (itself alone)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return float(value)
-    tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / dist.get_world_size()
+    total = all_reduce_sum(value, device)
+    return total / dist.get_world_size() if dist.is_available() and dist.is_initialized() else total
 
 
 def all_reduce_sum(value: float, device: torch.device) -> float:

@@ -36,6 +36,12 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
 
 
+def _at_line(exc: yaml.YAMLError) -> str:
+    """`` at line N`` where PyYAML marked the problem, else nothing."""
+    where = getattr(exc, "problem_mark", None)
+    return f" at line {where.line + 1}" if where is not None else ""
+
+
 def read_yaml(path: Path) -> Dict[str, Any]:
     """Read one YAML mapping; a missing, non-UTF-8 or malformed file (duplicate keys included) is a clear error."""
     if not path.is_file():
@@ -49,13 +55,9 @@ def read_yaml(path: Path) -> Dict[str, Any]:
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.constructor.ConstructorError as exc:
-        where = exc.problem_mark
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInputError(f"Config file {path} is not valid YAML{line}: {exc.problem}.") from None
+        raise InvalidInputError(f"Config file {path} is not valid YAML{_at_line(exc)}: {exc.problem}.") from None
     except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInputError(f"Config file {path} is not valid YAML{line}.") from None
+        raise InvalidInputError(f"Config file {path} is not valid YAML{_at_line(exc)}.") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
