@@ -2,8 +2,7 @@
 
 The :class:`Trainer` knows nothing about particular losses: the ``LossComposer`` turns the
 model's output dict into a total and named terms. Everything around the step (learning rate,
-evaluation, logging, checkpoints, epoch-end callbacks) is a :mod:`hook <edge_reid.engine.hooks>`;
-where the run stands and the epoch's running sums are :mod:`edge_reid.engine.progress`'s.
+evaluation, logging, checkpoints, epoch-end callbacks) is a :mod:`hook <edge_reid.engine.hooks>`.
 
 Determinism: every epoch starts by re-seeding all generators from (seed, epoch) and telling
 the sampler its epoch, so an epoch is a pure function of the state at its start. A run
