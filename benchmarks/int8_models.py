@@ -92,7 +92,7 @@ def checkpoint_for(model: str, say=print) -> Path:
 
 
 def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval_limit: int,
-                    say=print) -> Dict[str, Any]:
+                    say=print, qat_start: str = "ptq") -> Dict[str, Any]:
     """One build (fp32, int8 auto, QAT) of ``model``, plus PyTorch eager FP32 timed alike; the row's numbers."""
     import numpy as np
     import torch
@@ -107,7 +107,7 @@ def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval
     t0 = time.time()
     cfg = BuildConfig(checkpoint=str(ckpt), out=str(out / model), precisions=("fp32", "int8"), qat=True,
                       batch=(1, BATCH, BATCH), backend="onnxruntime", threads=threads, latency_iters=20,
-                      calib_images=calib_images, eval_limit=eval_limit)
+                      calib_images=calib_images, eval_limit=eval_limit, qat_settings={"start": qat_start})
     try:
         manifest = run_build(cfg, say)
     except ParityError as exc:  # the build is complete (the gates are checked last); judged below
@@ -117,7 +117,8 @@ def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval
     parity = {Path(p["artifact"]).stem.replace("model_", ""): p for p in manifest["parity"]}
     result: Dict[str, Any] = {"model": model, "training": PLAN[model][2], "input_size": manifest["meta"]["input_size"],
                               "build_s": round(time.time() - t0, 1), "threads": threads,
-                              "calib_images": calib_images, "eval_images": eval_limit, "variants": {}}
+                              "calib_images": calib_images, "eval_images": eval_limit, "qat_start": qat_start,
+                              "variants": {}}
     for key in VARIANTS:
         lat, par = rows.get(key), parity.get(key)
         if lat is None or par is None:
@@ -182,7 +183,8 @@ def markdown(results: Dict[str, Any], order: Sequence[str], machine: str) -> str
         for i, (key, trt) in enumerate(TABLE_ROWS):
             v, t = row["variants"].get(key), row["variants"].get(trt or "")
             name = f"{model} ({PLAN[model][2] if model in PLAN else row['training']}; {size})" if i == 0 else ""
-            label = VARIANTS[key][0]
+            label = VARIANTS[key][0] + (" (from all-INT8)" if key.startswith("int8_qat") and row.get("qat_start") == "all"
+                                        else "")
             if v is None:
                 lines.append(f"| {name} | {label}: not measured | | | | | | | | |")
                 continue
@@ -249,6 +251,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--machine", default="2-core CPU (Intel Xeon @ 2.50 GHz), shared")
     parser.add_argument("--calib-images", type=int, default=128, help="INT8 calibration crops (training split)")
     parser.add_argument("--eval-limit", type=int, default=200, help="synthetic query+gallery crops evaluated")
+    parser.add_argument("--qat-start", choices=("ptq", "all"), default="all",
+                        help="QAT from the post-training float set (ptq) or from every layer INT8, the float set "
+                             "chosen again after fine-tuning (all)")
     parser.add_argument("--train-only", action="store_true", help="only train (cache) the checkpoints")
     parser.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
     parser.add_argument("--plot", default=None, help="also draw the accuracy-vs-latency plot to this PNG")
@@ -281,7 +286,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"[{m}] already measured; skipped (--redo to measure again).", flush=True)
             continue
         try:
-            row = build_model_row(m, out, args.threads, args.calib_images, args.eval_limit)
+            row = build_model_row(m, out, args.threads, args.calib_images, args.eval_limit, qat_start=args.qat_start)
         except Exception as exc:  # one model failing must not lose the others' rows
             row = {"model": m, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         if "error" not in row:

@@ -288,6 +288,12 @@ def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np
         calibration_cache_path=str(Path(cache_dir) / f"calibration-{calibrate_method}-{spec.activation_symmetric}.json"),
         extra_options=extra,
     )
+    if not spec.activation_symmetric:  # the CPU flavour: no float requantization around a bounded activation
+        from edge_reid.deploy.qdq_fold import fold_bounded_requantize
+
+        model = load_onnx(out)
+        if fold_bounded_requantize(model):
+            save_onnx(model, out)
     return Path(out)
 
 

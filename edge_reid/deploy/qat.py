@@ -63,6 +63,9 @@ class QatSettings:
     scale_lr: float = 1e-2  # activation log-scales (Adam: about a 1 % change of a scale per step at most)
     images: int = 512
     batch_size: int = 32
+    #: ptq: start from the post-training float set and keep it; all: fake-quantize every layer, then choose
+    #: the float set again by sensitivity on the fine-tuned graph (edge_reid.deploy.qat_search)
+    start: str = "ptq"
 
 
 class QatModel:
@@ -144,15 +147,19 @@ class QatModel:
             set_module(plain, name, plain.get_submodule(name).layer)
         return plain.eval()
 
-    def overrides(self, flavour: str) -> Dict[str, list]:
-        """TensorQuantOverrides fixing every quantized input's scale to the learned one. The CPU
-        flavour's U8 activations take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on
-        a non-negative tensor (a ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+    def overrides(self, flavour: str, float_nodes: Optional[Sequence[str]] = None) -> Dict[str, list]:
+        """TensorQuantOverrides fixing every quantized input's scale to the learned one (the inputs of
+        layers outside ``float_nodes``, default :attr:`float_nodes`). The CPU flavour's U8 activations
+        take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on a non-negative tensor (a
+        ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+        floats = set(self.float_nodes if float_nodes is None else float_nodes)
+        live = {self.io[n][0] for n in self.node_to_module if n not in floats}
+        scales = {t: s for t, s in self.scales.items() if t in live}
         if flavour == "trt":
-            zero = {t: np.array(0, dtype=np.int8) for t in self.scales}
+            zero = {t: np.array(0, dtype=np.int8) for t in scales}
         else:
-            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in self.scales}
-        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in self.scales.items()}
+            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in scales}
+        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in scales.items()}
 
     def export(self, outputs: Dict[str, Union[str, Path]], extra: Optional[Dict[str, str]] = None) -> Dict[str, Path]:
         """Write the requested flavours (``trt``, ``cpu``) of the fine-tuned model with the learned scales."""
@@ -278,8 +285,9 @@ class QatPlan:
 
 
 def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[np.ndarray],
-             config_path: Optional[str] = None) -> QatPlan:
-    """The settings and training crops of QAT for ``checkpoint``, or one clear error."""
+             config_path: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> QatPlan:
+    """The settings and training crops of QAT for ``checkpoint`` (``overrides`` on top of its config's
+    ``qat`` section), or one clear error."""
     if calibration is None or len(calibration) == 0:
         raise InvalidInputError("The calibration set is empty; QAT needs calibration crops for its activation scales.")
     config: Dict[str, Any] = {}
@@ -291,7 +299,9 @@ def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[
         from edge_reid.engine.config import load_config
 
         config = load_config(config_path)
-    settings = settings_from_config(config)
+    settings = settings_from_config({"qat": {**dict(config.get("qat") or {}), **dict(overrides or {})}})
+    if settings.start not in ("ptq", "all"):
+        raise InvalidInputError(f"Unknown QAT start {settings.start!r}; choose ptq or all.")
     data = config.get("data") or {}
     source = f"checkpoint {checkpoint}" if checkpoint else f"the untrained '{meta.model}'"
     dataset = data.get("dataset") or (meta.dataset if checkpoint and meta.dataset not in ("unknown", "") else None)
@@ -301,18 +311,28 @@ def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[
 
 def run_qat(model: Any, meta: ModelMeta, plan: QatPlan, calibration: np.ndarray, out_dir: Union[str, Path],
             float_nodes: Sequence[str] = (), reference: Optional[Union[str, Path]] = None,
-            say: Callable[[str], None] = print) -> Dict[str, Path]:
-    """QAT of ``model`` from the post-training point (``float_nodes`` of ``reference``'s graph kept
-    float, calibrated scales): fine-tune, then write ``model_int8_qat_{trt,cpu}.onnx``."""
+            say: Callable[[str], None] = print, eval_set: Any = None, min_cosine: float = 0.99,
+            threads: int = 0) -> Dict[str, Path]:
+    """QAT of ``model``, then ``model_int8_qat_{trt,cpu}.onnx``. ``start: ptq``: from the post-training
+    point (``float_nodes`` of ``reference``'s graph kept float, calibrated scales); ``start: all``: every
+    layer fake-quantized, the float set chosen afterwards on the fine-tuned graph (against ``reference``,
+    the FP32 graph; ``int8_qat_sensitivity.csv``)."""
     settings = plan.settings
+    if settings.start not in ("ptq", "all"):
+        raise InvalidInputError(f"Unknown QAT start {settings.start!r}; choose ptq or all.")
     say(f"QAT: {settings.epochs} epoch(s) at lr {settings.lr:g} (scales {settings.scale_lr:g}) on "
-        f"{len(plan.images)} training crops of '{plan.dataset}'.")
+        f"{len(plan.images)} training crops of '{plan.dataset}', from {settings.start}.")
     with tempfile.TemporaryDirectory(prefix="edge-reid-qat.") as tmp:
-        qat = QatModel(model, meta, calibration, tmp, float_nodes, reference)
+        start = float_nodes if settings.start == "ptq" else ()
+        qat = QatModel(model, meta, calibration, tmp, start, reference)
         say(f"QAT: {len(qat.node_to_module)} layers fake-quantized, {qat.folded} BatchNorm folded, "
             f"{len(qat.float_nodes)} left in float.")
         finetune(qat, copy.deepcopy(model).eval(), plan.images, settings, say)
         out_dir = Path(out_dir)
+        if settings.start == "all":
+            from edge_reid.deploy.qat_search import qat_float_nodes
+
+            qat_float_nodes(qat, reference, eval_set, min_cosine, threads, out_dir, say)
         return qat.export({f: out_dir / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")},
                           {"qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
-                           "qat_scale_lr": f"{settings.scale_lr:g}"})
+                           "qat_scale_lr": f"{settings.scale_lr:g}", "qat_start": settings.start})
