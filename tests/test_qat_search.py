@@ -17,7 +17,6 @@ from edge_reid.deploy.qat_search import TABLE_NAME, qat_float_nodes
 from edge_reid.metadata import ModelMeta
 from edge_reid.runtime import load_embedder
 from tests.test_int8_sensitivity import SIZE, Tiny, conv_nodes, smooth_images
-from tests.test_qat import ConvBnNet, images
 
 
 def _int8_layers(path: Path) -> set:
@@ -28,21 +27,25 @@ def _int8_layers(path: Path) -> set:
 
 def test_qat_from_every_layer_raises_the_worst_cosine_above_post_training(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = ConvBnNet().eval()
-    meta = ModelMeta(model="convbn", input_size=SIZE, embedding_dim=24, num_ids=0)
+    model = Tiny().eval()
+    model.add_outlier()  # one channel of c2's output 300x the others: post-training INT8 of every layer suffers
+    meta = ModelMeta(model="tiny", input_size=SIZE, embedding_dim=16, num_ids=0)
     reference = OnnxExporter().export(model, meta, tmp_path / "fp32.onnx").path
-    qat = QatModel(model, meta, images(32, 0), tmp_path / "work")
-    assert not qat.float_nodes and len(qat.node_to_module) == 4  # every layer fake-quantized
+    qat = QatModel(model, meta, smooth_images(48, 0), tmp_path / "work")
+    assert not qat.float_nodes and len(qat.node_to_module) == 5  # every layer fake-quantized
     ptq = qat.export({"trt": tmp_path / "ptq_trt.onnx", "cpu": tmp_path / "ptq_cpu.onnx"})  # calibrated steps
-    finetune(qat, model, images(256, 1), QatSettings(epochs=3, lr=1e-3, scale_lr=1e-2, batch_size=16),
+    finetune(qat, model, smooth_images(256, 1), QatSettings(epochs=3, lr=1e-3, scale_lr=1e-2, batch_size=16),
              say=lambda _: None)
     tuned = qat.export({"trt": tmp_path / "qat_trt.onnx", "cpu": tmp_path / "qat_cpu.onnx"})
-    x = images(64, 2)  # crops neither calibration nor fine-tuning saw
+    x = smooth_images(64, 2)  # crops neither calibration nor fine-tuning saw
     ref = load_embedder(reference, "onnxruntime").embed(x)
+    cos = {(k, f): cosines(ref, load_embedder(p[f], "onnxruntime").embed(x)) for k, p in (("ptq", ptq), ("qat", tuned))
+           for f in ("trt", "cpu")}
+    # the CPU flavour (U8 activations, the fast one) of every layer: QAT lifts the worst and the mean cosine
+    assert cos["qat", "cpu"].min() > cos["ptq", "cpu"].min() + 0.005, (cos["ptq", "cpu"].min(), cos["qat", "cpu"].min())
+    assert cos["qat", "cpu"].mean() > cos["ptq", "cpu"].mean()
+    assert cos["qat", "trt"].min() >= 0.99  # and the TensorRT flavour stays above the gate
     for flavour in ("trt", "cpu"):
-        before = cosines(ref, load_embedder(ptq[flavour], "onnxruntime").embed(x))
-        after = cosines(ref, load_embedder(tuned[flavour], "onnxruntime").embed(x))
-        assert after.min() > before.min() and after.mean() > before.mean(), (flavour, before.min(), after.min())
         assert _int8_layers(tuned[flavour]) == set(qat.node_to_module)
 
 

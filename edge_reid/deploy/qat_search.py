@@ -6,7 +6,7 @@ fake-quantized during fine-tuning, and only then does the sensitivity analysis
 (:mod:`edge_reid.deploy.int8_sensitivity`) choose which layers go back to float: on the fine-tuned
 graph, with the learned steps fixed in every trial (the same ``TensorQuantOverrides`` and, in the
 TensorRT flavour, the inputs-only Q/DQ placement as the export), cosines measured to the original
-FP32 graph. Layers with no PyTorch module (never fake-quantized) stay float throughout. The table
+FP32 graph; the layers are ranked on the CPU flavour. Layers with no PyTorch module (never fake-quantized) stay float throughout. The table
 of trials is ``int8_qat_sensitivity.csv`` beside the artifacts.
 """
 
@@ -44,7 +44,9 @@ def qat_float_nodes(qat: Any, reference: Optional[Union[str, Path]], eval_set: A
     work = Path(qat.work) / "qat_search"
     work.mkdir(parents=True, exist_ok=True)
     tuned = OnnxExporter().export(qat.float_model(), qat.meta, work / "tuned_fp32.onnx").path
+    # ranked on the CPU flavour (the one whose speed the float set decides); every decision checks both
     analysis = SensitivityAnalysis(tuned, qat.calibration, work, eval_set, min_cosine, threads=threads,
+                                   flavours=("cpu", "trt"),
                                    reference=reference or Path(qat.work) / "folded_fp32.onnx",
                                    candidates=list(qat.node_to_module), writer=qat_writer(qat, work))
     say(f"QAT sensitivity: {len(analysis.nodes)} fake-quantized layers in {len(analysis.groups)} groups.")
