@@ -62,6 +62,12 @@ def test_float_set_chosen_after_qat_keeps_only_the_hard_layers(tmp_path: Path) -
     chosen = set(result.float_nodes)
     assert chosen and chosen <= {names["c2"], names["c3"]}  # the outlier's layers, nothing else
     assert set(qat.float_nodes) == chosen
+    # a layer back in float has its original weights (every layer float would be the FP32 model); the
+    # quantized ones keep their fine-tuned weights
+    plain, module = qat.float_model(), {n: m for n, m in qat.node_to_module.items()}
+    for node, name in module.items():
+        same = torch.equal(plain.get_submodule(name).weight, model.get_submodule(name).weight)
+        assert same == (node in chosen), name
     rows = list(csv.DictReader(open(tmp_path / TABLE_NAME)))
     assert rows[0]["level"] == "all" and rows[0]["meets_gate"] == "False"
     # exported with the learned steps: the float set as chosen, the rest INT8, the gate met on unseen crops

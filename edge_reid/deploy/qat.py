@@ -109,6 +109,7 @@ class QatModel:
         # fell to cosine 0.920 on ResNet50, 0.983 on BoT, 0.989 on DCS-MobileNetV2, all above 0.99 after PTQ)
         self.log_scale_floors = {t: float(p.detach()[0]) for t, p in self.log_scales.items()}
         wrapper = fake_quant_layer_class()
+        self.originals = {m: copy.deepcopy(self.model.get_submodule(m).state_dict()) for m in self.node_to_module.values()}
         for node_name, module_name in self.node_to_module.items():
             layer = self.model.get_submodule(module_name)
             for p in layer.parameters():
@@ -141,10 +142,15 @@ class QatModel:
         return groups
 
     def float_model(self) -> Any:
-        """The fine-tuned float model (fake quantization removed, BatchNorm folded)."""
+        """The fine-tuned float model (fake quantization removed, BatchNorm folded); a fine-tuned layer that
+        went back to float (``start: all``) has its original weights again (so every layer in float is FP32)."""
         plain = copy.deepcopy(self.model)
-        for name in self.node_to_module.values():
-            set_module(plain, name, plain.get_submodule(name).layer)
+        floats = set(self.float_nodes)
+        for node, name in self.node_to_module.items():
+            layer = plain.get_submodule(name).layer
+            if node in floats:
+                layer.load_state_dict(self.originals[name])
+            set_module(plain, name, layer)
         return plain.eval()
 
     def overrides(self, flavour: str, float_nodes: Optional[Sequence[str]] = None) -> Dict[str, list]:
