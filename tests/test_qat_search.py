@@ -58,7 +58,8 @@ def test_float_set_chosen_after_qat_keeps_only_the_hard_layers(tmp_path: Path) -
     names = conv_nodes(reference)
     qat = QatModel(model, meta, smooth_images(48, 0), tmp_path / "work")
     finetune(qat, model, smooth_images(64, 1), QatSettings(epochs=1, lr=1e-4, batch_size=16), say=lambda _: None)
-    result = qat_float_nodes(qat, reference, None, 0.99, 0, tmp_path, say=lambda _: None)
+    outputs = {f: tmp_path / f"qat_{f}.onnx" for f in ("trt", "cpu")}
+    result = qat_float_nodes(qat, reference, None, 0.99, 0, tmp_path, lambda _: None, outputs, {"qat_start": "all"})
     chosen = set(result.float_nodes)
     assert chosen and chosen <= {names["c2"], names["c3"]}  # the outlier's layers, nothing else
     assert set(qat.float_nodes) == chosen
@@ -70,10 +71,15 @@ def test_float_set_chosen_after_qat_keeps_only_the_hard_layers(tmp_path: Path) -
         assert same == (node in chosen), name
     rows = list(csv.DictReader(open(tmp_path / TABLE_NAME)))
     assert rows[0]["level"] == "all" and rows[0]["meets_gate"] == "False"
-    # exported with the learned steps: the float set as chosen, the rest INT8, the gate met on unseen crops
-    out = qat.export({f: tmp_path / f"qat_{f}.onnx" for f in ("trt", "cpu")})
+    # exported as measured (learned steps, original weights in float): the float set as chosen, the rest
+    # INT8, the metadata of an INT8 artifact, the gate met on unseen crops
+    out = result.artifacts
+    assert set(out) == {"trt", "cpu"}
     crops = smooth_images(24, 2)
     ref = load_embedder(reference, "onnxruntime").embed(crops)
     for flavour, path in out.items():
         assert _int8_layers(path) == set(qat.node_to_module) - chosen, flavour
+        props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert set(props["edge_reid.float_node_names"].split(",")) == chosen and props["edge_reid.qat_start"] == "all"
+        assert props["edge_reid.int8_flavour"] == flavour and props["edge_reid.precision"] == "int8"
         assert cosines(ref, load_embedder(path, "onnxruntime").embed(crops)).min() >= 0.99, flavour

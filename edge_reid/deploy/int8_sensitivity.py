@@ -85,6 +85,7 @@ class SensitivityResult:
     trials: List[Trial] = field(default_factory=list)
     table: Optional[Path] = None
     seconds: float = 0.0
+    artifacts: Dict[str, Path] = field(default_factory=dict)  # graphs written with the chosen set, if asked
 
 
 def layer_groups(model: Any, input_size: Tuple[int, int]) -> List[LayerGroup]:

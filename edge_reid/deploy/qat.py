@@ -334,11 +334,11 @@ def run_qat(model: Any, meta: ModelMeta, plan: QatPlan, calibration: np.ndarray,
         say(f"QAT: {len(qat.node_to_module)} layers fake-quantized, {qat.folded} BatchNorm folded, "
             f"{len(qat.float_nodes)} left in float.")
         finetune(qat, copy.deepcopy(model).eval(), plan.images, settings, say)
-        out_dir = Path(out_dir)
-        if settings.start == "all":
+        outputs = {f: Path(out_dir) / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")}
+        extra = {"qat": "1", "qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
+                 "qat_scale_lr": f"{settings.scale_lr:g}", "qat_start": settings.start}
+        if settings.start == "all":  # the graphs the float-set search measured, written as they were measured
             from edge_reid.deploy.qat_search import qat_float_nodes
 
-            qat_float_nodes(qat, reference, eval_set, min_cosine, threads, out_dir, say)
-        return qat.export({f: out_dir / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")},
-                          {"qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
-                           "qat_scale_lr": f"{settings.scale_lr:g}", "qat_start": settings.start})
+            return qat_float_nodes(qat, reference, eval_set, min_cosine, threads, out_dir, say, outputs, extra).artifacts
+        return qat.export(outputs, extra)

@@ -15,7 +15,7 @@ of trials is ``int8_qat_sensitivity.csv`` beside the artifacts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from edge_reid.deploy.int8 import write_qdq
 from edge_reid.deploy.int8_sensitivity import SensitivityAnalysis, SensitivityResult, choose_float_nodes, write_table
@@ -59,9 +59,30 @@ def qat_writer(qat: Any, cache: Path) -> Callable[..., Path]:
     return write
 
 
+def export_searched(analysis: SensitivityAnalysis, float_nodes: Sequence[str], outputs: Dict[str, Union[str, Path]],
+                    extra: Dict[str, str]) -> Dict[str, Path]:
+    """Write each flavour exactly as the search measured it (same graph, ranges, learned steps) with the
+    INT8 metadata :class:`Int8Quantizer` records."""
+    from edge_reid.deploy.onnx_export import KEY_FLAVOUR, read_metadata, set_metadata
+
+    meta, _ = read_metadata(load_onnx(analysis.prepared), source="the fine-tuned graph")
+    floats = [*analysis.fixed_float, *float_nodes]
+    written = {}
+    for flavour, out in outputs.items():
+        model = load_onnx(analysis.quantized(float_nodes, flavour))
+        set_metadata(model, meta, precision="int8", **{
+            KEY_FLAVOUR: flavour, "calibration_images": str(len(analysis.calibration)), "calibration_method": "Percentile",
+            "float_nodes": str(len(floats)), "float_node_names": ",".join(floats), "float_rules": "auto", **extra})
+        written[flavour] = save_onnx(model, out)
+    return written
+
+
 def qat_float_nodes(qat: Any, reference: Optional[Union[str, Path]], eval_set: Any, min_cosine: float, threads: int,
-                    out_dir: Union[str, Path], say: Callable[[str], None] = print) -> SensitivityResult:
-    """Choose the float layers of the fine-tuned ``qat`` model (sets ``qat.float_nodes``); writes the table."""
+                    out_dir: Union[str, Path], say: Callable[[str], None] = print,
+                    outputs: Optional[Dict[str, Union[str, Path]]] = None,
+                    extra: Optional[Dict[str, str]] = None) -> SensitivityResult:
+    """Choose the float layers of the fine-tuned ``qat`` model (sets ``qat.float_nodes``); writes the table,
+    and ``outputs`` (flavour -> path), the chosen graphs exactly as measured (``result.artifacts``)."""
     work = Path(qat.work) / "qat_search"
     work.mkdir(parents=True, exist_ok=True)
     tuned = OnnxExporter().export(qat.float_model(), qat.meta, work / "tuned_fp32.onnx").path
@@ -76,4 +97,5 @@ def qat_float_nodes(qat: Any, reference: Optional[Union[str, Path]], eval_set: A
     qat.float_nodes = sorted(set(analysis.fixed_float) | set(result.float_nodes))
     say(f"QAT sensitivity: {len(result.float_nodes)} of {len(analysis.nodes)} layer(s) back in float after "
         f"{len(result.trials)} trials ({result.seconds:.0f} s); table {result.table}.")
+    result.artifacts = export_searched(analysis, result.float_nodes, outputs, extra or {}) if outputs else {}
     return result
