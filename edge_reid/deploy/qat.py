@@ -10,8 +10,10 @@ flow (moved to torchao); torch.ao's remaining eager / FX flows insert their own 
 export their own QDQ graph, not the graph ONNX Runtime's quantizer writes; only its operators are
 used. So:
 
-* QAT starts from the post-training point: the sensitivity analysis's float layers stay float
-  (not fake-quantized, not quantized at export), every other input starts at its calibrated step;
+* QAT starts from the post-training point (``start: ptq``): the sensitivity analysis's float layers
+  stay float (not fake-quantized, not quantized at export), every other input starts at its calibrated
+  step; or (``start: all``) every layer is fake-quantized and the float set is chosen afterwards on
+  the fine-tuned graph (:mod:`edge_reid.deploy.qat_search`);
 * BatchNorm layers that follow a convolution are folded into it first (the exported graph has no
   BatchNorm either); the model stays in eval mode (frozen statistics, no dropout);
 * each Conv / Gemm / MatMul of the exported graph is matched to its PyTorch module by its weights;
