@@ -162,7 +162,8 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
     if cfg.qat:  # first: a checkpoint without training data stops here, before the long steps
-        from edge_reid.deploy.qat import plan_qat, run_qat
+        from edge_reid.deploy.qat import run_qat
+        from edge_reid.deploy.qat_plan import plan_qat
 
         qat_plan = plan_qat(meta, checkpoint, calib, cfg.qat_config, cfg.qat_settings)
     float_nodes: Optional[List[str]] = None
