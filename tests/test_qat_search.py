@@ -7,6 +7,7 @@ import csv
 from pathlib import Path
 
 import onnx
+import pytest
 import torch
 
 from edge_reid.deploy.onnx_export import OnnxExporter
@@ -24,6 +25,7 @@ def _int8_layers(path: Path) -> set:
     return {n.name for n in graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in dq}
 
 
+@pytest.mark.slow  # 33 s on the shared 2-core CPU (four calibrated exports and 48 fine-tuning steps)
 def test_qat_from_every_layer_raises_the_worst_cosine_above_post_training(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = Tiny().eval()
