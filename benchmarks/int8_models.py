@@ -55,8 +55,9 @@ TABLE_ROWS = (("fp32", None), ("int8_cpu", "int8_trt"), ("int8_qat_cpu", "int8_q
 BATCH = 8
 
 
-def checkpoint_for(model: str, say=print) -> Path:
-    """The cached checkpoint of ``model``'s short synthetic training (trained on first use)."""
+def checkpoint_for(model: str, say=print, reuse: bool = False) -> Path:
+    """The cached checkpoint of ``model``'s short synthetic training (trained on first use); ``reuse``: the
+    newest cached one of ``model`` when none matches today's config (the table names it)."""
     from edge_reid import __version__
     from edge_reid.deploy.default_model import default_checkpoint
     from edge_reid.engine import train
@@ -80,6 +81,10 @@ def checkpoint_for(model: str, say=print) -> Path:
     cached = cache_dir() / "checkpoints" / f"int8bench-{model}-{digest}.pth"
     if cached.is_file():
         return cached
+    earlier = sorted((cache_dir() / "checkpoints").glob(f"int8bench-{model}-*.pth"), key=os.path.getmtime)
+    if reuse and earlier:
+        say(f"[{model}] reusing the cached checkpoint {earlier[-1]} (trained under an earlier config)")
+        return earlier[-1]
     say(f"[{model}] training {config} {' '.join(overrides)}")
     t0 = time.time()
     # one thread: on the shared 2 cores two spinning threads ran a step 100x slower (measured)
@@ -92,7 +97,7 @@ def checkpoint_for(model: str, say=print) -> Path:
 
 
 def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval_limit: int,
-                    say=print) -> Dict[str, Any]:
+                    say=print, qat_start: str = "ptq", reuse: bool = False) -> Dict[str, Any]:
     """One build (fp32, int8 auto, QAT) of ``model``, plus PyTorch eager FP32 timed alike; the row's numbers."""
     import numpy as np
     import torch
@@ -103,11 +108,11 @@ def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval
     from edge_reid.models.checkpoint import load_model_from_checkpoint
     from edge_reid.runtime.inputs import example_ids
 
-    ckpt = checkpoint_for(model, say)
+    ckpt = checkpoint_for(model, say, reuse)
     t0 = time.time()
     cfg = BuildConfig(checkpoint=str(ckpt), out=str(out / model), precisions=("fp32", "int8"), qat=True,
                       batch=(1, BATCH, BATCH), backend="onnxruntime", threads=threads, latency_iters=20,
-                      calib_images=calib_images, eval_limit=eval_limit)
+                      calib_images=calib_images, eval_limit=eval_limit, qat_settings={"start": qat_start})
     try:
         manifest = run_build(cfg, say)
     except ParityError as exc:  # the build is complete (the gates are checked last); judged below
@@ -117,7 +122,9 @@ def build_model_row(model: str, out: Path, threads: int, calib_images: int, eval
     parity = {Path(p["artifact"]).stem.replace("model_", ""): p for p in manifest["parity"]}
     result: Dict[str, Any] = {"model": model, "training": PLAN[model][2], "input_size": manifest["meta"]["input_size"],
                               "build_s": round(time.time() - t0, 1), "threads": threads,
-                              "calib_images": calib_images, "eval_images": eval_limit, "variants": {}}
+                              "calib_images": calib_images, "eval_images": eval_limit, "qat_start": qat_start,
+                              "checkpoint": ckpt.name,
+                              "variants": {}}
     for key in VARIANTS:
         lat, par = rows.get(key), parity.get(key)
         if lat is None or par is None:
@@ -182,7 +189,8 @@ def markdown(results: Dict[str, Any], order: Sequence[str], machine: str) -> str
         for i, (key, trt) in enumerate(TABLE_ROWS):
             v, t = row["variants"].get(key), row["variants"].get(trt or "")
             name = f"{model} ({PLAN[model][2] if model in PLAN else row['training']}; {size})" if i == 0 else ""
-            label = VARIANTS[key][0]
+            label = VARIANTS[key][0] + (" (from all-INT8)" if key.startswith("int8_qat") and row.get("qat_start") == "all"
+                                        else "")
             if v is None:
                 lines.append(f"| {name} | {label}: not measured | | | | | | | | |")
                 continue
@@ -249,6 +257,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--machine", default="2-core CPU (Intel Xeon @ 2.50 GHz), shared")
     parser.add_argument("--calib-images", type=int, default=128, help="INT8 calibration crops (training split)")
     parser.add_argument("--eval-limit", type=int, default=200, help="synthetic query+gallery crops evaluated")
+    parser.add_argument("--qat-start", choices=("ptq", "all"), default="all",
+                        help="QAT from the post-training float set (ptq) or from every layer INT8, the float set "
+                             "chosen again after fine-tuning (all)")
+    parser.add_argument("--reuse-checkpoints", action="store_true",
+                        help="use a model's newest cached checkpoint when none matches today's config (no retraining)")
     parser.add_argument("--train-only", action="store_true", help="only train (cache) the checkpoints")
     parser.add_argument("--redo", action="store_true", help="measure models already in the JSON again")
     parser.add_argument("--plot", default=None, help="also draw the accuracy-vs-latency plot to this PNG")
@@ -281,7 +294,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"[{m}] already measured; skipped (--redo to measure again).", flush=True)
             continue
         try:
-            row = build_model_row(m, out, args.threads, args.calib_images, args.eval_limit)
+            row = build_model_row(m, out, args.threads, args.calib_images, args.eval_limit, qat_start=args.qat_start,
+                                  reuse=args.reuse_checkpoints)
         except Exception as exc:  # one model failing must not lose the others' rows
             row = {"model": m, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         if "error" not in row:

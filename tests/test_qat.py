@@ -150,3 +150,12 @@ def test_qat_with_an_empty_calibration_set_is_one_sentence(untrained_checkpoint:
                  "--precisions", "fp32", "--eval-dataset", "none", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "contains no images" in err and err.count("\n") == 0
+
+
+def test_an_unknown_qat_start_is_one_sentence(tmp_path: Path) -> None:
+    from edge_reid.deploy.qat_plan import plan_qat
+    from edge_reid.errors import InvalidInputError
+
+    meta = ModelMeta(model="convbn", input_size=SIZE, embedding_dim=24, num_ids=0)
+    with pytest.raises(InvalidInputError, match="Unknown QAT start 'everything'; choose ptq or all."):
+        plan_qat(meta, None, images(4, 0), overrides={"start": "everything"})

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "layers on its training split (model_int8_qat_{trt,cpu}.onnx)")
     parser.add_argument("--qat-config", help="training config whose qat section (epochs, lr, images, batch_size) "
                                              "to use (default: the checkpoint's own)")
+    parser.add_argument("--qat-start", choices=("ptq", "all"), default=None,
+                        help="ptq: QAT keeps the post-training float set; all: every layer fake-quantized, the float "
+                             "set chosen again on the fine-tuned graph (int8_qat_sensitivity.csv); default: the "
+                             "config's qat.start, else ptq")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         precisions=precisions, batch=parse_batch(args.batch),
         calib_dir=args.calib_dir, calib_split=args.calib_split, calib_random=args.calib_random,
         calib_images=args.calib_images, int8_keep_float=parse_float_rules(args.int8_keep_float),
-        qat=args.qat, qat_config=args.qat_config,
+        qat=args.qat, qat_config=args.qat_config, qat_settings={"start": args.qat_start} if args.qat_start else {},
         eval_dataset=None if str(args.eval_dataset).lower() == "none" else args.eval_dataset,
         eval_limit=args.eval_limit, backend=args.backend, threads=args.threads, opset=args.opset,
         workspace_mb=args.workspace_mb, dla_core=args.dla_core, latency_iters=args.latency_iters,

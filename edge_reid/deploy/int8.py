@@ -7,6 +7,10 @@
   weights. ONNX Runtime's CPU provider fuses DQ -> Conv -> Q into QLinearConv only for U8
   activations; with S8 symmetric activations it runs DQ + FP32 Conv + Q (slower than FP32).
 
+In the ``cpu`` flavour a ReLU6 between two quantized layers is folded into the next quantization
+where that is exact (:mod:`edge_reid.deploy.qdq_fold`; ONNX Runtime would otherwise leave a float
+dequantize/quantize pair between the two QLinearConv).
+
 Calibration data come from a folder of images, a dataset split (``edge_reid.data``), or, only
 when asked explicitly, random pixels. Ranges are computed once (percentile 99.999 by default)
 and cached per activation symmetry (the percentile ranges differ between the two flavours).
@@ -288,6 +292,12 @@ def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np
         calibration_cache_path=str(Path(cache_dir) / f"calibration-{calibrate_method}-{spec.activation_symmetric}.json"),
         extra_options=extra,
     )
+    if not spec.activation_symmetric:  # the CPU flavour: no float requantization around a bounded activation
+        from edge_reid.deploy.qdq_fold import fold_bounded_requantize
+
+        model = load_onnx(out)
+        if fold_bounded_requantize(model):
+            save_onnx(model, out)
     return Path(out)
 
 

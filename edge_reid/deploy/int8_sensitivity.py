@@ -85,6 +85,7 @@ class SensitivityResult:
     trials: List[Trial] = field(default_factory=list)
     table: Optional[Path] = None
     seconds: float = 0.0
+    artifacts: Dict[str, Path] = field(default_factory=dict)  # graphs written with the chosen set, if asked
 
 
 def layer_groups(model: Any, input_size: Tuple[int, int]) -> List[LayerGroup]:
@@ -110,7 +111,12 @@ class SensitivityAnalysis:
 
     def __init__(self, fp32_path: Union[str, Path], calibration: np.ndarray, work_dir: Union[str, Path],
                  eval_set: Any = None, min_cosine: float = 0.99, margin: float = 0.002, max_map_drop: float = 1.0,
-                 flavours: Sequence[str] = ("trt", "cpu"), threads: int = 0) -> None:
+                 flavours: Sequence[str] = ("trt", "cpu"), threads: int = 0, reference: Optional[Union[str, Path]] = None,
+                 candidates: Optional[Sequence[str]] = None, writer: Optional[Callable[..., Path]] = None) -> None:
+        """``reference``: the FP32 graph the cosines are measured to (default ``fp32_path``; QAT analyses its
+        fine-tuned graph against the original); ``candidates``: the only nodes that may be quantized (the
+        others always stay float); ``writer(prepared, out, flavour, float_nodes)``: writes a trial's graph
+        (default :func:`write_qdq` with calibrated ranges; QAT fixes its learned steps)."""
         from edge_reid.runtime import load_embedder
 
         if calibration is None or len(calibration) == 0:
@@ -125,8 +131,13 @@ class SensitivityAnalysis:
         self.eval_set = eval_set
         self.prepared = prepare_for_quantization(fp32_path, self.work / "prepared.onnx")
         meta, _ = read_metadata(load_onnx(fp32_path), source=f"ONNX model {fp32_path}")
-        self.groups = layer_groups(load_onnx(self.prepared), meta.input_size)
+        groups = layer_groups(load_onnx(self.prepared), meta.input_size)
+        allowed = None if candidates is None else set(candidates)
+        self.fixed_float = [] if allowed is None else [n for g in groups for n in g.nodes if n not in allowed]
+        self.groups = [LayerGroup(g.name, [n for n in g.nodes if allowed is None or n in allowed]) for g in groups]
+        self.groups = [g for g in self.groups if g.nodes]
         self.nodes = [n for g in self.groups for n in g.nodes]
+        self.writer = writer
         step = max(1, len(calibration) // MAX_ANALYSIS_CALIB)
         parts = [calibration[::step][:MAX_ANALYSIS_CALIB]]
         if eval_set is not None:
@@ -138,7 +149,7 @@ class SensitivityAnalysis:
         if eval_set is not None and "camera_ids" in self.ids:
             tail = np.concatenate([eval_set.q_camids, eval_set.g_camids]).astype(np.int64)
             self.ids["camera_ids"][len(self.images) - len(tail):] = tail
-        self.reference = self._embed(load_embedder(fp32_path, "onnxruntime", threads=threads))
+        self.reference = self._embed(load_embedder(reference or fp32_path, "onnxruntime", threads=threads))
         self.reference_map = self._map(self.reference)
         self._count = 0
 
@@ -164,10 +175,13 @@ class SensitivityAnalysis:
             metrics_log.setLevel(level)
 
     def quantized(self, float_nodes: Sequence[str], flavour: str) -> Path:
-        """Write the ``flavour`` graph with ``float_nodes`` in float; returns its path."""
+        """Write the ``flavour`` graph with ``float_nodes`` (and the fixed float nodes) in float; returns its path."""
         self._count += 1
-        return write_qdq(self.prepared, self.work / f"trial-{self._count}-{flavour}.onnx", self.calibration,
-                         flavour, float_nodes, self.work, extras=example_ids(self.meta, len(self.calibration)))
+        out, floats = self.work / f"trial-{self._count}-{flavour}.onnx", [*self.fixed_float, *float_nodes]
+        if self.writer is not None:
+            return self.writer(self.prepared, out, flavour, floats)
+        return write_qdq(self.prepared, out, self.calibration, flavour, floats, self.work,
+                         extras=example_ids(self.meta, len(self.calibration)))
 
     def trial(self, level: str, subject: str, float_nodes: Sequence[str], first_flavour_only: bool = False) -> Trial:
         """Quantize with ``float_nodes`` in float and measure every flavour (the worst one counts);

@@ -52,6 +52,7 @@ class BuildConfig:
     int8_keep_float: Tuple[str, ...] = (AUTO_FLOAT,)  # layer kinds INT8 keeps in float; auto: measured
     qat: bool = False  # also INT8 by quantization-aware fine-tuning (edge_reid.deploy.qat)
     qat_config: Optional[str] = None  # training config whose qat section to use (default: the checkpoint's)
+    qat_settings: Dict[str, Any] = field(default_factory=dict)  # overrides of that section (e.g. start: all)
     eval_dataset: Optional[str] = "synthetic"
     eval_limit: int = 400
     backend: str = "auto"  # auto | onnxruntime | tensorrt
@@ -161,9 +162,10 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
 
         artifacts["fp16"] = save_onnx(to_fp16(load_onnx(export.path)), out / "model_fp16.onnx")
     if cfg.qat:  # first: a checkpoint without training data stops here, before the long steps
-        from edge_reid.deploy.qat import plan_qat, run_qat
+        from edge_reid.deploy.qat import run_qat
+        from edge_reid.deploy.qat_plan import plan_qat
 
-        qat_plan = plan_qat(meta, checkpoint, calib, cfg.qat_config)
+        qat_plan = plan_qat(meta, checkpoint, calib, cfg.qat_config, cfg.qat_settings)
     float_nodes: Optional[List[str]] = None
     if calib is not None and "int8" in cfg.precisions:
         if cfg.int8_keep_float == (AUTO_FLOAT,):
@@ -176,7 +178,8 @@ def _build(cfg: BuildConfig, out: Path, final: Path, say: Callable[[str], None])
         for flavour, path in written.items():
             artifacts[f"int8_{flavour}"] = path
     if cfg.qat:  # from the post-training point: its float set (when one was chosen), calibrated scales
-        qat_paths = run_qat(model, meta, qat_plan, calib, out, float_nodes or (), export.path, say)
+        qat_paths = run_qat(model, meta, qat_plan, calib, out, float_nodes or (), export.path, say, eval_set,
+                            {**P.DEFAULT_GATES, **cfg.gates}["int8_min_cosine"], cfg.threads)
         artifacts.update({f"int8_qat_{flavour}": path for flavour, path in qat_paths.items()})
 
     # 2. compatibility with TensorRT's parser (informative on CPU-only builds)

@@ -10,8 +10,10 @@ flow (moved to torchao); torch.ao's remaining eager / FX flows insert their own 
 export their own QDQ graph, not the graph ONNX Runtime's quantizer writes; only its operators are
 used. So:
 
-* QAT starts from the post-training point: the sensitivity analysis's float layers stay float
-  (not fake-quantized, not quantized at export), every other input starts at its calibrated step;
+* QAT starts from the post-training point (``start: ptq``): the sensitivity analysis's float layers
+  stay float (not fake-quantized, not quantized at export), every other input starts at its calibrated
+  step; or (``start: all``) every layer is fake-quantized and the float set is chosen afterwards on
+  the fine-tuned graph (:mod:`edge_reid.deploy.qat_search`);
 * BatchNorm layers that follow a convolution are folded into it first (the exported graph has no
   BatchNorm either); the model stays in eval mode (frozen statistics, no dropout);
 * each Conv / Gemm / MatMul of the exported graph is matched to its PyTorch module by its weights;
@@ -36,7 +38,7 @@ import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -47,6 +49,9 @@ from edge_reid.deploy.qat_layers import (activation_scales, fake_quant_layer_cla
 from edge_reid.errors import InvalidInputError
 from edge_reid.metadata import ModelMeta
 from edge_reid.runtime.inputs import example_ids
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edge_reid.deploy.qat_plan import QatPlan
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,9 @@ class QatSettings:
     scale_lr: float = 1e-2  # activation log-scales (Adam: about a 1 % change of a scale per step at most)
     images: int = 512
     batch_size: int = 32
+    #: ptq: start from the post-training float set and keep it; all: fake-quantize every layer, then choose
+    #: the float set again by sensitivity on the fine-tuned graph (edge_reid.deploy.qat_search)
+    start: str = "ptq"
 
 
 class QatModel:
@@ -106,6 +114,7 @@ class QatModel:
         # fell to cosine 0.920 on ResNet50, 0.983 on BoT, 0.989 on DCS-MobileNetV2, all above 0.99 after PTQ)
         self.log_scale_floors = {t: float(p.detach()[0]) for t, p in self.log_scales.items()}
         wrapper = fake_quant_layer_class()
+        self.originals = {m: copy.deepcopy(self.model.get_submodule(m).state_dict()) for m in self.node_to_module.values()}
         for node_name, module_name in self.node_to_module.items():
             layer = self.model.get_submodule(module_name)
             for p in layer.parameters():
@@ -138,21 +147,30 @@ class QatModel:
         return groups
 
     def float_model(self) -> Any:
-        """The fine-tuned float model (fake quantization removed, BatchNorm folded)."""
+        """The fine-tuned float model (fake quantization removed, BatchNorm folded); a fine-tuned layer that
+        went back to float (``start: all``) has its original weights again (so every layer in float is FP32)."""
         plain = copy.deepcopy(self.model)
-        for name in self.node_to_module.values():
-            set_module(plain, name, plain.get_submodule(name).layer)
+        floats = set(self.float_nodes)
+        for node, name in self.node_to_module.items():
+            layer = plain.get_submodule(name).layer
+            if node in floats:
+                layer.load_state_dict(self.originals[name])
+            set_module(plain, name, layer)
         return plain.eval()
 
-    def overrides(self, flavour: str) -> Dict[str, list]:
-        """TensorQuantOverrides fixing every quantized input's scale to the learned one. The CPU
-        flavour's U8 activations take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on
-        a non-negative tensor (a ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+    def overrides(self, flavour: str, float_nodes: Optional[Sequence[str]] = None) -> Dict[str, list]:
+        """TensorQuantOverrides fixing every quantized input's scale to the learned one (the inputs of
+        layers outside ``float_nodes``, default :attr:`float_nodes`). The CPU flavour's U8 activations
+        take zero point 128 (the same grid, -128..127 steps, as S8), or 0 on a non-negative tensor (a
+        ReLU's: the same steps from 0 up, 255 of them instead of 127)."""
+        floats = set(self.float_nodes if float_nodes is None else float_nodes)
+        live = {self.io[n][0] for n in self.node_to_module if n not in floats}
+        scales = {t: s for t, s in self.scales.items() if t in live}
         if flavour == "trt":
-            zero = {t: np.array(0, dtype=np.int8) for t in self.scales}
+            zero = {t: np.array(0, dtype=np.int8) for t in scales}
         else:
-            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in self.scales}
-        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in self.scales.items()}
+            zero = {t: np.array(0 if t in self.non_negative else 128, dtype=np.uint8) for t in scales}
+        return {t: [{"scale": np.array(s, dtype=np.float32), "zero_point": zero[t]}] for t, s in scales.items()}
 
     def export(self, outputs: Dict[str, Union[str, Path]], extra: Optional[Dict[str, str]] = None) -> Dict[str, Path]:
         """Write the requested flavours (``trt``, ``cpu``) of the fine-tuned model with the learned scales."""
@@ -210,25 +228,6 @@ def translate_nodes(reference: Optional[Union[str, Path]], graph: Any, names: Se
     return [name for name in names if name in known]
 
 
-def training_crops(dataset: Optional[str], root: Optional[str], input_size: Tuple[int, int], limit: int,
-                   source: str) -> np.ndarray:
-    """Up to ``limit`` pre-processed crops of ``dataset``'s training split, or one clear error."""
-    from edge_reid.data import build_dataset
-    from edge_reid.deploy.int8 import calibration_from_paths
-
-    if not dataset:
-        raise InvalidInputError(f"QAT needs the training data of {source}, which names no dataset.")
-    try:
-        ds = build_dataset(dataset, root=root, verbose=False)
-        paths = [r.path for r in ds.train]
-    except Exception as exc:  # a missing folder, an unknown name: the data is not available here
-        raise InvalidInputError(f"QAT needs the training data of {source} (dataset '{dataset}'), which is not "
-                                f"available here ({str(exc).rstrip('.')}).") from None
-    if not paths:
-        raise InvalidInputError(f"QAT needs the training data of {source}, but dataset '{dataset}' has no training images.")
-    return calibration_from_paths(paths, input_size, limit)
-
-
 def finetune(qat: QatModel, teacher: Any, images: np.ndarray, settings: QatSettings,
              say: Callable[[str], None] = print) -> List[float]:
     """Distil ``teacher``'s embeddings into the fake-quantized model (weights at ``lr``, the
@@ -262,57 +261,30 @@ def finetune(qat: QatModel, teacher: Any, images: np.ndarray, settings: QatSetti
     return losses
 
 
-def settings_from_config(config: Optional[Dict[str, Any]]) -> QatSettings:
-    """The ``qat`` section of a (resolved) training config, defaults for what it leaves out."""
-    section = dict((config or {}).get("qat") or {})
-    return QatSettings(**{k: type(getattr(QatSettings, k))(v) for k, v in section.items() if hasattr(QatSettings, k)})
-
-
-@dataclass
-class QatPlan:
-    """What QAT will train on (resolved before the build's long steps, so missing data stops it early)."""
-
-    settings: QatSettings
-    images: np.ndarray
-    dataset: str
-
-
-def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[np.ndarray],
-             config_path: Optional[str] = None) -> QatPlan:
-    """The settings and training crops of QAT for ``checkpoint``, or one clear error."""
-    if calibration is None or len(calibration) == 0:
-        raise InvalidInputError("The calibration set is empty; QAT needs calibration crops for its activation scales.")
-    config: Dict[str, Any] = {}
-    if checkpoint is not None:
-        from edge_reid.models.checkpoint import read_checkpoint
-
-        config = dict(read_checkpoint(checkpoint).get("config") or {})
-    if config_path:
-        from edge_reid.engine.config import load_config
-
-        config = load_config(config_path)
-    settings = settings_from_config(config)
-    data = config.get("data") or {}
-    source = f"checkpoint {checkpoint}" if checkpoint else f"the untrained '{meta.model}'"
-    dataset = data.get("dataset") or (meta.dataset if checkpoint and meta.dataset not in ("unknown", "") else None)
-    images = training_crops(dataset, data.get("root"), meta.input_size, settings.images, source)
-    return QatPlan(settings, images, str(dataset))
-
-
 def run_qat(model: Any, meta: ModelMeta, plan: QatPlan, calibration: np.ndarray, out_dir: Union[str, Path],
             float_nodes: Sequence[str] = (), reference: Optional[Union[str, Path]] = None,
-            say: Callable[[str], None] = print) -> Dict[str, Path]:
-    """QAT of ``model`` from the post-training point (``float_nodes`` of ``reference``'s graph kept
-    float, calibrated scales): fine-tune, then write ``model_int8_qat_{trt,cpu}.onnx``."""
+            say: Callable[[str], None] = print, eval_set: Any = None, min_cosine: float = 0.99,
+            threads: int = 0) -> Dict[str, Path]:
+    """QAT of ``model``, then ``model_int8_qat_{trt,cpu}.onnx``. ``start: ptq``: from the post-training
+    point (``float_nodes`` of ``reference``'s graph kept float, calibrated scales); ``start: all``: every
+    layer fake-quantized, the float set chosen afterwards on the fine-tuned graph (against ``reference``,
+    the FP32 graph; ``int8_qat_sensitivity.csv``)."""
     settings = plan.settings
+    if settings.start not in ("ptq", "all"):
+        raise InvalidInputError(f"Unknown QAT start {settings.start!r}; choose ptq or all.")
     say(f"QAT: {settings.epochs} epoch(s) at lr {settings.lr:g} (scales {settings.scale_lr:g}) on "
-        f"{len(plan.images)} training crops of '{plan.dataset}'.")
+        f"{len(plan.images)} training crops of '{plan.dataset}', from {settings.start}.")
     with tempfile.TemporaryDirectory(prefix="edge-reid-qat.") as tmp:
-        qat = QatModel(model, meta, calibration, tmp, float_nodes, reference)
+        start = float_nodes if settings.start == "ptq" else ()
+        qat = QatModel(model, meta, calibration, tmp, start, reference)
         say(f"QAT: {len(qat.node_to_module)} layers fake-quantized, {qat.folded} BatchNorm folded, "
             f"{len(qat.float_nodes)} left in float.")
         finetune(qat, copy.deepcopy(model).eval(), plan.images, settings, say)
-        out_dir = Path(out_dir)
-        return qat.export({f: out_dir / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")},
-                          {"qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
-                           "qat_scale_lr": f"{settings.scale_lr:g}"})
+        outputs = {f: Path(out_dir) / f"model_int8_qat_{f}.onnx" for f in ("trt", "cpu")}
+        extra = {"qat": "1", "qat_epochs": str(settings.epochs), "qat_lr": f"{settings.lr:g}",
+                 "qat_scale_lr": f"{settings.scale_lr:g}", "qat_start": settings.start}
+        if settings.start == "all":  # the graphs the float-set search measured, written as they were measured
+            from edge_reid.deploy.qat_search import qat_float_nodes
+
+            return qat_float_nodes(qat, reference, eval_set, min_cosine, threads, out_dir, say, outputs, extra).artifacts
+        return qat.export(outputs, extra)
