@@ -51,8 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                              "to use (default: the checkpoint's own)")
     parser.add_argument("--qat-start", choices=("ptq", "all"), default=None,
                         help="ptq: QAT keeps the post-training float set; all: every layer fake-quantized, the float "
-                             "set chosen again on the fine-tuned graph (int8_qat_sensitivity.csv); default: the "
-                             "config's qat.start, else ptq")
+                             "set chosen again on the fine-tuned graph (int8_qat_sensitivity.csv); default: ptq")
     parser.add_argument("--eval-dataset", default="synthetic", help="dataset for Rank-1/mAP ('none' to skip)")
     parser.add_argument("--eval-limit", type=int, default=400, help="query+gallery images used for parity/Rank-1")
     parser.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")

@@ -52,7 +52,7 @@ class BuildConfig:
     int8_keep_float: Tuple[str, ...] = (AUTO_FLOAT,)  # layer kinds INT8 keeps in float; auto: measured
     qat: bool = False  # also INT8 by quantization-aware fine-tuning (edge_reid.deploy.qat)
     qat_config: Optional[str] = None  # training config whose qat section to use (default: the checkpoint's)
-    qat_settings: Dict[str, Any] = field(default_factory=dict)  # overrides of that section (e.g. start: all)
+    qat_settings: Dict[str, Any] = field(default_factory=dict)  # QATSettings fields set on top of that section (e.g. start="all")
     eval_dataset: Optional[str] = "synthetic"
     eval_limit: int = 400
     backend: str = "auto"  # auto | onnxruntime | tensorrt
