@@ -157,3 +157,19 @@ def test_camera_style_in_the_train_transform_and_its_bad_values() -> None:
             build_train_transform(SIZE, camera_style=bad)
     with pytest.raises(InvalidInputError, match="Unknown augmentation"):
         augment_options({"camera_styles": {}})
+
+
+def test_stream_config_trains_the_quick_visnet_with_camera_style() -> None:
+    from pathlib import Path
+
+    from edge_reid.data.transforms import CameraStyle, augment_options
+    from edge_reid.engine.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "train" / "configs"
+    stream = load_config(configs / "visnet_synthetic_stream.yaml")
+    quick = load_config(configs / "visnet_synthetic_quick.yaml")
+    assert "camera_style" not in quick["data"]["augment"]
+    augment = dict(stream["data"]["augment"])
+    assert augment.pop("camera_style") and augment == quick["data"]["augment"]  # only the augmentation differs
+    transform = build_train_transform(SIZE, **augment_options(stream["data"]["augment"]))
+    assert any(isinstance(step, CameraStyle) for step in transform.transforms)
