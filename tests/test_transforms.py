@@ -110,3 +110,66 @@ def test_color_jitter_changes_colours_within_range() -> None:
     assert torch.equal(ColorJitter(0, 0, 0, 0)(image), image)
     with pytest.raises(InvalidInputError, match="color_jitter"):
         build_train_transform(SIZE, color_jitter=(0.1, 0.1, 0.1, 0.9))
+
+
+def test_camera_style_applies_the_camera_lighting_model() -> None:
+    from edge_reid.data.synthetic.cameras import Camera, apply_lighting
+    from edge_reid.data.transforms import CameraStyle
+
+    torch.manual_seed(0)
+    image = torch.from_numpy(asymmetric_image()).permute(2, 0, 1).contiguous()
+    assert torch.equal(CameraStyle(0.0, 0.0, 0.0)(image), image)  # no range: the identity
+    assert torch.equal(CameraStyle(0.3, 0.2, 0.1, p=0.0)(image), image)
+    grey = torch.full((3, 8, 4), 128, dtype=torch.uint8)
+    ratios = []
+    for _ in range(20):  # gains only: each channel scaled by its own factor within [0.7, 1.3]
+        out = CameraStyle(gains=0.3, contrast=0.0, brightness=0.0)(grey).float()
+        assert out.dtype == torch.float32 and bool((out == out[:, :1, :1]).all())  # pointwise, per channel
+        ratio = out[:, 0, 0] / 128.0
+        assert bool((ratio >= 0.69).all() and (ratio <= 1.31).all())
+        ratios.append(ratio)
+    spread = torch.stack(ratios)
+    assert float((spread[:, 0] - spread[:, 1]).abs().max()) > 0.1  # channels differ: a colour cast
+    lifted = CameraStyle(gains=0.0, contrast=0.0, brightness=0.2)(grey).float()
+    assert bool((lifted[0] == lifted[1]).all() and (lifted[1] == lifted[2]).all())  # brightness is colourless
+    # with pinned draws: the synthetic cameras' own lighting (cameras.apply_lighting), to a grey level
+    camera = Camera(1, (1.2, 0.9, 1.0), 0.05, 1.1, 0.0, 0.0, (0.25, 0.25, 0.25, 0.25), 0.0, 0)
+    out = CameraStyle.apply(image, torch.tensor(camera.gains), camera.contrast, camera.brightness)
+    expected = apply_lighting(image.permute(1, 2, 0).numpy().astype(np.float32) / 255.0, camera) * 255.0
+    assert float(np.abs(out.permute(1, 2, 0).numpy().astype(np.float32) - expected).max()) <= 0.51
+
+
+def test_camera_style_in_the_train_transform_and_its_bad_values() -> None:
+    from edge_reid.data.transforms import augment_options
+
+    image = asymmetric_image()
+    options = augment_options({"flip_p": 0.0, "pad": 0, "color_jitter": None, "erasing_p": 0.0,
+                               "camera_style": {"gains": 0.3}})
+    styled = build_train_transform(SIZE, **options)
+    plain = build_test_transform(SIZE)(image)
+    torch.manual_seed(0)
+    outs = [styled(image) for _ in range(4)]
+    assert all(o.shape == plain.shape and not torch.equal(o, plain) for o in outs)
+    assert float(min(o.min() for o in outs)) >= 0.0 and float(max(o.max() for o in outs)) <= 1.0
+    for bad, words in (({"gains": 1.5}, "gains < 1"), ({"p": 2}, "p <= 1"), ({"contrast": -0.1}, "contrast"),
+                       ({"gains": "0.2"}, "numbers"), ({"hue": 0.1}, "keys among"), ([0.2], "mapping")):
+        with pytest.raises(InvalidInputError, match=words):
+            build_train_transform(SIZE, camera_style=bad)
+    with pytest.raises(InvalidInputError, match="Unknown augmentation"):
+        augment_options({"camera_styles": {}})
+
+
+def test_stream_config_trains_the_quick_visnet_with_camera_style() -> None:
+    from pathlib import Path
+
+    from edge_reid.data.transforms import CameraStyle, augment_options
+    from edge_reid.engine.config import load_config
+
+    configs = Path(__file__).resolve().parents[1] / "train" / "configs"
+    stream = load_config(configs / "visnet_synthetic_stream.yaml")
+    quick = load_config(configs / "visnet_synthetic_quick.yaml")
+    assert "camera_style" not in quick["data"]["augment"]
+    augment = dict(stream["data"]["augment"])
+    assert augment.pop("camera_style") and augment == quick["data"]["augment"]  # only the augmentation differs
+    transform = build_train_transform(SIZE, **augment_options(stream["data"]["augment"]))
+    assert any(isinstance(step, CameraStyle) for step in transform.transforms)

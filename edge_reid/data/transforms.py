@@ -9,7 +9,7 @@ reproducible.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -141,6 +141,42 @@ class ColorJitter:
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous()
 
 
+class CameraStyle:
+    """A random camera's lighting on a uint8 tensor 3 x H x W: white balance, contrast, brightness.
+
+    Mirrors the synthetic cameras' pointwise model (``cameras.apply_lighting``): per-channel
+    gains drawn from ``[1 - gains, 1 + gains]``, then ``(x - 0.5) * c + 0.5 + b`` with ``c`` from
+    ``[1 - contrast, 1 + contrast]`` and ``b`` from ``[-brightness, brightness]`` (in [0, 1] units),
+    applied with probability ``p``. Teaches the embedder that a colour cast is not identity.
+    """
+
+    def __init__(self, gains: float = 0.25, contrast: float = 0.2, brightness: float = 0.1, p: float = 1.0) -> None:
+        values = (gains, contrast, brightness, p)
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise InvalidInputError(f"camera_style values must be numbers, got {values!r}.")
+        if not (0 <= gains < 1 and 0 <= contrast < 1 and 0 <= brightness <= 1 and 0 <= p <= 1):
+            raise InvalidInputError(
+                "camera_style needs 0 <= gains < 1, 0 <= contrast < 1, 0 <= brightness <= 1 and 0 <= p <= 1, "
+                f"got gains={gains}, contrast={contrast}, brightness={brightness}, p={p}."
+            )
+        self.gains, self.contrast, self.brightness, self.p = float(gains), float(contrast), float(brightness), float(p)
+
+    def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.p <= 0 or torch.rand(1).item() >= self.p:
+            return tensor
+        gains = 1.0 + self.gains * (2.0 * torch.rand(3) - 1.0)
+        contrast = _uniform(1 - self.contrast, 1 + self.contrast)
+        brightness = _uniform(-self.brightness, self.brightness)
+        return self.apply(tensor, gains, contrast, brightness)
+
+    @staticmethod
+    def apply(tensor: torch.Tensor, gains: torch.Tensor, contrast: float, brightness: float) -> torch.Tensor:
+        """The lighting with these draws: ``clip((x * gains - 0.5) * contrast + 0.5 + brightness)``."""
+        image = tensor.to(torch.float32) / 255.0 * torch.as_tensor(gains, dtype=torch.float32).view(3, 1, 1)
+        image = (image - 0.5) * contrast + 0.5 + brightness
+        return image.clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+
+
 def build_train_transform(
     input_size: Sequence[int],
     flip_p: float = 0.5,
@@ -149,11 +185,13 @@ def build_train_transform(
     erasing_p: float = 0.5,
     erasing_area: Tuple[float, float] = (0.02, 0.4),
     erasing_fill: str = "mean",
+    camera_style: Optional[Dict[str, float]] = None,
 ) -> Transform:
-    """Resize, horizontal flip, pad + random crop, colour jitter, random erasing.
+    """Resize, horizontal flip, pad + random crop, colour jitter, camera style, random erasing.
 
     ``color_jitter`` is (brightness, contrast, saturation, hue) or None; ``pad`` 0 disables
-    the pad-and-crop; ``erasing_fill`` is "mean", "random" or "normal".
+    the pad-and-crop; ``erasing_fill`` is "mean", "random" or "normal"; ``camera_style`` is
+    None or the keyword options of :class:`CameraStyle` (``{}`` for its defaults).
     """
     height, width = _check_size(input_size)
     if not 0.0 <= flip_p <= 1.0:
@@ -171,10 +209,19 @@ def build_train_transform(
                 f"color_jitter must be (brightness, contrast, saturation, hue) or None, got {color_jitter!r}."
             )
         steps.append(ColorJitter(*(float(v) for v in color_jitter)))
+    if camera_style is not None:
+        steps.append(_camera_style(camera_style))
     steps.append(ToUnitFloat())
     if erasing_p > 0:
         steps.append(RandomErasing(erasing_p, erasing_area, fill=erasing_fill))
     return T.Compose(steps)
+
+
+def _camera_style(options: Dict[str, float]) -> CameraStyle:
+    allowed = {"gains", "contrast", "brightness", "p"}
+    if not isinstance(options, dict) or set(options) - allowed:
+        raise InvalidInputError(f"camera_style must be null or a mapping with keys among {sorted(allowed)}, got {options!r}.")
+    return CameraStyle(**options)
 
 
 def build_test_transform(input_size: Sequence[int]) -> Transform:
@@ -188,7 +235,7 @@ def augment_options(augment: Union[dict, None]) -> dict:
     ``background`` (the semantic-aware background augmentation, a pre-transform the train
     loader builds from it) is accepted and left out of the result.
     """
-    allowed = {"flip_p", "pad", "color_jitter", "erasing_p", "erasing_area", "erasing_fill", "background"}
+    allowed = {"flip_p", "pad", "color_jitter", "erasing_p", "erasing_area", "erasing_fill", "camera_style", "background"}
     augment = dict(augment or {})
     unknown = sorted(set(augment) - allowed)
     if unknown:
