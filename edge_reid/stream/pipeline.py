@@ -37,6 +37,10 @@ from edge_reid.stream.state import FrameResult, StreamConfig, TrackedBox, TrackS
 from edge_reid.stream.tracker import MultiCameraTracker
 
 
+#: The confidence reported for a box kept by the tracker's prediction (no detection this frame).
+COASTED_CONFIDENCE = 0.3
+
+
 class StreamPipeline:
     """Runs detector, trackers, embedder and gallery over frames from any number of cameras."""
 
@@ -57,6 +61,7 @@ class StreamPipeline:
         self._next_track: Dict[str, int] = {}
         self._frames_seen: Dict[str, int] = {}
         self.splits = 0
+        self.coasted = 0
         self.timer = StageTimer()
         self.frames = 0
         self.crops_embedded = 0
@@ -78,7 +83,9 @@ class StreamPipeline:
         if appearance and (count - 1) % max(1, self.config.embed_interval) == 0:
             per_det = self._embed(frame, camera_id, boxes, [i for i in range(len(boxes)) if big[i]])
         t1 = time.perf_counter()
-        pairs = self.trackers.update(camera_id, detections, per_det if appearance else None)
+        support = (lambda box: self.detector.support(box, camera_id)) if self.config.coast else None
+        pairs = self.trackers.update(camera_id, detections, per_det if appearance else None, support)
+        coasted = self.trackers.coasted(camera_id) if self.config.coast else []
         self.timer.add("track", time.perf_counter() - t1)
         states: List[Tuple[TrackState, int]] = []
         for tracker_id, det_index in pairs:
@@ -108,6 +115,17 @@ class StreamPipeline:
             ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
             out.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
                                   float(detections.scores[det_index]), state.identity,
+                                  ident.name if ident else None, state.score))
+        for tracker_id, box in coasted:  # kept by prediction: reported, but nothing learnt from the box
+            state = self._live.get((camera_id, tracker_id))
+            if state is None:
+                continue
+            state.last_frame = packet.frame_index
+            self.coasted += 1
+            ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
+            clipped = (max(0.0, float(box[0])), max(0.0, float(box[1])), min(float(w), float(box[2])),
+                       min(float(h), float(box[3])))
+            out.append(TrackedBox(state.track_id, clipped, COASTED_CONFIDENCE, state.identity,
                                   ident.name if ident else None, state.score))
         self.timer.add("match", time.perf_counter() - t4)
         return FrameResult(packet, out)
@@ -230,7 +248,8 @@ class StreamPipeline:
             "stages": stages,
             "crops_embedded": self.crops_embedded,
             "ms_per_crop": round(self.timer.seconds["embed"] * 1000.0 / max(self.crops_embedded, 1), 2),
-            "tracks": len(self.tracks), "track_splits": self.splits, "identities": len(self.gallery),
+            "tracks": len(self.tracks), "track_splits": self.splits,
+            "coasted_boxes": self.coasted, "identities": len(self.gallery),
             "embedder": {"path": str(getattr(self.embedder, "path", "")), "backend": getattr(self.embedder, "backend", ""),
                          "precision": getattr(self.embedder, "precision", ""), "device": getattr(self.embedder, "device", "")},
             "gallery_search": self.gallery.search_backend,

@@ -32,6 +32,7 @@ class StreamConfig:
     max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
     tracker_kind: str = DEFAULT_TRACKER  # a TRACKERS name: "appearance" (motion + embeddings) or "bytetrack"
     tracker: Dict[str, Any] = field(default_factory=dict)
+    coast: bool = True               # report undetected tracks at their prediction while the detector's mask supports it
     infrared: Set[str] = field(default_factory=set)  # cameras whose crops take the infrared path (modality 1)
     camera_index: Dict[str, int] = field(default_factory=dict)  # source name -> camera id of a camera-aware model
 

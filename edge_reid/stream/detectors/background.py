@@ -24,7 +24,7 @@ frames leaves a "ghost" that fades over ``history`` frames).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -51,6 +51,7 @@ class BackgroundSubtractionDetector(Detector):
         self.max_people = int(max_people)
         self._models: Dict[str, Any] = {}
         self._seen: Dict[str, int] = {}
+        self._masks: Dict[str, np.ndarray] = {}
 
     def _model(self, camera_id: str) -> Any:
         import cv2
@@ -85,6 +86,7 @@ class BackgroundSubtractionDetector(Detector):
         import cv2
 
         mask = self.foreground(frame, camera_id)
+        self._masks[camera_id] = mask
         if self._seen[camera_id] <= self.warmup:
             return Detections.empty()
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -112,6 +114,21 @@ class BackgroundSubtractionDetector(Detector):
         if not out_boxes:
             return Detections.empty()
         return Detections(np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32))
+
+    def support(self, box: np.ndarray, camera_id: str = "cam1") -> Optional[float]:
+        """The foreground fraction of ``box`` in the last mask of ``camera_id`` (the part outside the
+        frame counts as background); None before the first frame or during the warm-up."""
+        mask = self._masks.get(camera_id)
+        if mask is None or self._seen.get(camera_id, 0) <= self.warmup:
+            return None
+        H, W = mask.shape[:2]
+        bx1, by1, bx2, by2 = (float(v) for v in box[:4])
+        area = (bx2 - bx1) * (by2 - by1)
+        x1, y1 = max(0, int(round(bx1))), max(0, int(round(by1)))
+        x2, y2 = min(W, int(round(bx2))), min(H, int(round(by2)))
+        if area <= 0 or x2 <= x1 or y2 <= y1:
+            return 0.0
+        return min(1.0, float(np.count_nonzero(mask[y1:y2, x1:x2])) / area)
 
 
 def _merge_stacked(boxes: List[List[int]]) -> List[List[int]]:
