@@ -76,7 +76,8 @@ class StreamPipeline:
         self.frames += 1
         h, w = frame.shape[:2]
         boxes = [_int_box(b, w, h) for b in detections.boxes]
-        big = [y2 - y1 >= self.config.min_crop_height and x2 - x1 >= 4 for x1, y1, x2, y2 in boxes]
+        big = [y2 - y1 >= self.config.min_crop_height and x2 - x1 >= max(4.0, (y2 - y1) / self.config.max_crop_aspect)
+               for x1, y1, x2, y2 in boxes]  # a sliver of a person at the frame edge is tracked, not embedded
         per_det: List[Optional[np.ndarray]] = [None] * len(detections)
         appearance = self.trackers.uses_embeddings
         count = self._frames_seen[camera_id] = self._frames_seen.get(camera_id, 0) + 1
