@@ -16,7 +16,7 @@ same chroma) drops shadows; a person dressed like the floor loses those pixels t
 
 Before the filters, boxes side by side with the same vertical extent whose union is still
 person-shaped (width <= ``join_width`` x height: one person cut in two by a pillar) are joined,
-and a box wider than ``split_width`` 0.5 x its height (people walking together form one blob) is
+and a box wider than ``split_width`` 0.6 x its height (people walking together form one blob) is
 cut into ``round(width / (person_width x height))`` equal columns, each shrunk to its own
 foreground, when that makes at most ``max_people`` columns (a wider blob, a car, is no group). People in the scenes are 0.23-0.42 times as wide as tall (5-95 %).
 
@@ -45,7 +45,7 @@ class BackgroundSubtractionDetector(Detector):
     def __init__(self, method: str = "mog2", history: int = 300, var_threshold: float = 24.0,
                  min_height: float = 0.12, min_aspect: float = 1.1, max_aspect: float = 5.0,
                  min_fill: float = 0.2, warmup: int = 2, learning_rate: float = -1.0, bootstrap: int = 5,
-                 join_width: float = 0.45, split_width: float = 0.5, person_width: float = 0.36, max_people: int = 4,
+                 join_width: float = 0.45, split_width: float = 0.6, person_width: float = 0.36, max_people: int = 4,
                  shadow_threshold: float = 0.5, stack_gap: float = 0.8, edge_aspect: float = 12.0,
                  **_: Any) -> None:
         if method not in ("mog2", "knn"):
