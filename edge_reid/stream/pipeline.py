@@ -16,6 +16,11 @@ has ``split_min_observations`` interior crops, ``split_after`` interior crops in
 ``split_similarity`` cosine to its aggregate split it (a new track, seeded with those crops).
 The appearance tracker does not carry a track on to a different-looking person, so the split
 rarely fires there.
+
+With ``coast`` (default) the tracker gets the detector's foreground evidence (``Detector.support``)
+and reports undetected established tracks at their prediction for a few frames
+(:mod:`.reid_tracker`); the pipeline outputs those boxes with confidence ``COASTED_CONFIDENCE``
+and learns nothing from them (no crop is embedded).
 """
 
 from __future__ import annotations
