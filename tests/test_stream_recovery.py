@@ -122,9 +122,34 @@ def test_an_undetected_track_coasts_while_the_foreground_supports_it():
     for k in range(6):
         tracker.update(Detections.empty(), [], lambda box: 0.6)
         centres.append([(box[0] + box[2]) / 2 for _, box in tracker.coasted])
+        for _, box in tracker.coasted:  # the size of the last detection, not the filter's drifting one
+            assert box[2] - box[0] == pytest.approx(40) and box[3] - box[1] == pytest.approx(120)
     assert all(len(c) == 1 for c in centres[:4]) and centres[4:] == [[], []]  # at most coast_frames (4)
     steps = np.diff([c[0] for c in centres[:4]])
     assert np.all(np.abs(steps - 8) < 2.5), steps  # it walks on at the track's speed
+
+
+def test_a_coasted_box_keeps_the_last_detected_size():
+    """The filter's size velocity would grow the box on (a person walking towards the camera
+    and then half hidden); the coasted box keeps the last detection's size."""
+    emb = np.eye(8, dtype=np.float32)[0]
+    tracker = AppearanceTracker(fps=10)
+    for t in range(10):
+        box = [100 + 8 * t, 100, 140 + 8 * t, 200 + 4 * t]  # 4 px taller every frame
+        tracker.update(Detections(np.array([box], np.float32), np.array([0.9], np.float32)), [emb],
+                       lambda b: 0.6)
+    for _ in range(3):
+        tracker.update(Detections.empty(), [], lambda b: 0.6)
+    (_, box), = tracker.coasted
+    assert box[3] - box[1] == pytest.approx(136) and box[2] - box[0] == pytest.approx(40)
+    free = AppearanceTracker(fps=10, coast_size=False)
+    for t in range(10):
+        box = [100 + 8 * t, 100, 140 + 8 * t, 200 + 4 * t]
+        free.update(Detections(np.array([box], np.float32), np.array([0.9], np.float32)), [emb], lambda b: 0.6)
+    for _ in range(3):
+        free.update(Detections.empty(), [], lambda b: 0.6)
+    (_, box), = free.coasted
+    assert box[3] - box[1] > 140  # the filter alone lets it grow
 
 
 def test_a_young_track_or_no_evidence_does_not_coast():

@@ -21,7 +21,8 @@ Per frame (all detections come with an embedding when their crop was big enough)
 
 Undetected tracks coast (``coast_frames`` > 0, with a ``support`` function from the detector): a
 confirmed track with at least ``coast_min_hits`` hits that no detection took this frame, unseen for
-at most ``coast_frames`` frames, is reported at its Kalman prediction (``coasted``) while the
+at most ``coast_frames`` frames, is reported at its Kalman prediction (``coasted``; the predicted
+centre with the last detection's size) while the
 foreground covers at least ``coast_support`` of the predicted box (parts outside the frame count as
 background, so a person walking out stops coasting). That recovers the people the detector loses for
 a few frames: merged with a neighbour into one box (the other person took it), behind a pillar, or
@@ -53,6 +54,7 @@ class _Track:
     hits: int = 1
     misses: int = 0
     confirmed: bool = False
+    size: Optional[Tuple[float, float]] = None
 
     def learn(self, embedding: Optional[np.ndarray], momentum: float) -> None:
         if embedding is None:
@@ -75,7 +77,7 @@ class AppearanceTracker:
                  min_iou: float = 0.2, min_hits: int = 2, iou_weight: float = 0.5, min_cosine: float = 0.55,
                  gate: float = 0.6, gate_growth: float = 0.15, max_gate: float = 2.5, momentum: float = 0.8,
                  confirm_clean: bool = True, coast_frames: int = 4, coast_support: float = 0.3,
-                 coast_min_hits: int = 6, **_: float) -> None:
+                 coast_min_hits: int = 6, coast_size: bool = True, **_: float) -> None:
         scale = max(float(fps or 10.0), 1.0) / 10.0  # frame counts are given for 10 FPS
         self.lost_frames = max(1, int(round(lost_frames * scale)))
         self.activation, self.high, self.min_iou = float(activation), float(high), float(min_iou)
@@ -84,6 +86,7 @@ class AppearanceTracker:
         self.momentum, self.confirm_clean = float(momentum), bool(confirm_clean)
         self.coast_frames = max(0, int(round(coast_frames * scale)))
         self.coast_support, self.coast_min_hits = float(coast_support), int(coast_min_hits)
+        self.coast_size = bool(coast_size)
         self.tracks: List[_Track] = []
         self.coasted: List[Tuple[int, np.ndarray]] = []  # (track id, predicted box) of the last update
         self._next_id = 0
@@ -116,6 +119,7 @@ class AppearanceTracker:
         seen = set()
         for t, i in matched:
             t.kalman.update(boxes[i])
+            t.size = (float(boxes[i][2] - boxes[i][0]), float(boxes[i][3] - boxes[i][1]))
             t.hits, t.misses = t.hits + 1, 0
             t.confirmed = t.confirmed or t.hits >= self.min_hits
             t.learn(embeddings[i] if clean[i] else None, self.momentum)
@@ -144,6 +148,9 @@ class AppearanceTracker:
         for t in self.tracks:
             if t.confirmed and 1 <= t.misses <= self.coast_frames and t.hits >= self.coast_min_hits:
                 box = t.kalman.box()
+                if self.coast_size and t.size is not None:
+                    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                    box = np.array([cx - t.size[0] / 2, cy - t.size[1] / 2, cx + t.size[0] / 2, cy + t.size[1] / 2])
                 evidence = support(box)
                 if evidence is not None and evidence >= self.coast_support:
                     out.append((t.track_id, box))
