@@ -72,6 +72,7 @@ class AppearanceTracker:
     [(track_id, detection_index)] for the confirmed tracks seen in this frame."""
 
     uses_embeddings = True
+    coasts = True  # update() takes the detector's support function and fills ``coasted``
 
     def __init__(self, fps: float = 10.0, lost_frames: int = 30, activation: float = 0.45, high: float = 0.6,
                  min_iou: float = 0.2, min_hits: int = 2, iou_weight: float = 0.5, min_cosine: float = 0.55,

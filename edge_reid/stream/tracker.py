@@ -92,10 +92,11 @@ class MultiCameraTracker:
     def update(self, camera_id: str, detections: Detections, embeddings: Any = None,
                support: Any = None) -> List[Tuple[int, int]]:
         """[(track id, detection index)] of the camera's confirmed tracks seen in this frame; ``support``
-        (box -> foreground evidence) lets a tracker that coasts report undetected tracks (:meth:`coasted`)."""
+        (box -> foreground evidence) goes to trackers that coast (class attribute ``coasts``), which then
+        report undetected tracks (:meth:`coasted`)."""
         if camera_id not in self._trackers:
             self._trackers[camera_id] = self.factory(**self.options)
-        if support is None:
+        if support is None or not getattr(self.factory, "coasts", False):
             return self._trackers[camera_id].update(detections, embeddings)
         return self._trackers[camera_id].update(detections, embeddings, support)
 
