@@ -124,8 +124,8 @@ def test_an_undetected_track_coasts_while_the_foreground_supports_it():
         centres.append([(box[0] + box[2]) / 2 for _, box in tracker.coasted])
         for _, box in tracker.coasted:  # the size of the last detection, not the filter's drifting one
             assert box[2] - box[0] == pytest.approx(40) and box[3] - box[1] == pytest.approx(120)
-    assert all(len(c) == 1 for c in centres[:4]) and centres[4:] == [[], []]  # at most coast_frames (4)
-    steps = np.diff([c[0] for c in centres[:4]])
+    assert all(len(c) == 1 for c in centres[:5]) and centres[5:] == [[]]  # at most coast_frames (5)
+    steps = np.diff([c[0] for c in centres[:5]])
     assert np.all(np.abs(steps - 8) < 2.5), steps  # it walks on at the track's speed
 
 

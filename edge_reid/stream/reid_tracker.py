@@ -77,7 +77,7 @@ class AppearanceTracker:
     def __init__(self, fps: float = 10.0, lost_frames: int = 30, activation: float = 0.45, high: float = 0.6,
                  min_iou: float = 0.2, min_hits: int = 2, iou_weight: float = 0.5, min_cosine: float = 0.55,
                  gate: float = 0.6, gate_growth: float = 0.15, max_gate: float = 2.5, momentum: float = 0.8,
-                 confirm_clean: bool = True, coast_frames: int = 4, coast_support: float = 0.3,
+                 confirm_clean: bool = True, coast_frames: int = 5, coast_support: float = 0.25,
                  coast_min_hits: int = 6, coast_size: bool = True, **_: float) -> None:
         scale = max(float(fps or 10.0), 1.0) / 10.0  # frame counts are given for 10 FPS
         self.lost_frames = max(1, int(round(lost_frames * scale)))
