@@ -8,7 +8,7 @@ another embedder file to use instead. The floors come from the measurement of th
 the appearance tracker, per-track one-to-one identity assignment and the calibrated open-set
 threshold (issue 19's second round) and the detection recovery (coasting, edge slivers, stacked
 pieces; fourth round), with the main job's ``model_int8_cpu.onnx`` (2-core CPU, shared):
-cross-camera IDF1 0.826, per-camera HOTA 0.612-0.754, MOTA 0.802-0.965 (README, "Camera streams
+cross-camera IDF1 0.842, per-camera HOTA 0.620-0.757, MOTA 0.811-0.965 (README, "Camera streams
 measured like a tracker"; the second round measured 0.779, HOTA 0.518-0.714, MOTA 0.637-0.910,
 the first round 0.659, HOTA 0.390-0.673, MOTA 0.599-0.892). They sit a little below it; they
 are quality floors, not speed limits.
