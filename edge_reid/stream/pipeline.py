@@ -16,6 +16,11 @@ has ``split_min_observations`` interior crops, ``split_after`` interior crops in
 ``split_similarity`` cosine to its aggregate split it (a new track, seeded with those crops).
 The appearance tracker does not carry a track on to a different-looking person, so the split
 rarely fires there.
+
+With ``coast`` (default) the tracker gets the detector's foreground evidence (``Detector.support``)
+and reports undetected established tracks at their prediction for a few frames
+(:mod:`.reid_tracker`); the pipeline outputs those boxes with confidence ``COASTED_CONFIDENCE``
+and learns nothing from them (no crop is embedded).
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from edge_reid.stream.sources import FramePacket, MultiSource
 from edge_reid.stream.motion import iou_matrix
 from edge_reid.stream.state import FrameResult, StreamConfig, TrackedBox, TrackState
 from edge_reid.stream.tracker import MultiCameraTracker
+
+
+#: The confidence reported for a box kept by the tracker's prediction (no detection this frame).
+COASTED_CONFIDENCE = 0.3
 
 
 class StreamPipeline:
@@ -57,6 +66,7 @@ class StreamPipeline:
         self._next_track: Dict[str, int] = {}
         self._frames_seen: Dict[str, int] = {}
         self.splits = 0
+        self.coasted = 0
         self.timer = StageTimer()
         self.frames = 0
         self.crops_embedded = 0
@@ -71,14 +81,17 @@ class StreamPipeline:
         self.frames += 1
         h, w = frame.shape[:2]
         boxes = [_int_box(b, w, h) for b in detections.boxes]
-        big = [y2 - y1 >= self.config.min_crop_height and x2 - x1 >= 4 for x1, y1, x2, y2 in boxes]
+        big = [y2 - y1 >= self.config.min_crop_height and x2 - x1 >= max(4.0, (y2 - y1) / self.config.max_crop_aspect)
+               for x1, y1, x2, y2 in boxes]  # a sliver of a person at the frame edge is tracked, not embedded
         per_det: List[Optional[np.ndarray]] = [None] * len(detections)
         appearance = self.trackers.uses_embeddings
         count = self._frames_seen[camera_id] = self._frames_seen.get(camera_id, 0) + 1
         if appearance and (count - 1) % max(1, self.config.embed_interval) == 0:
             per_det = self._embed(frame, camera_id, boxes, [i for i in range(len(boxes)) if big[i]])
         t1 = time.perf_counter()
-        pairs = self.trackers.update(camera_id, detections, per_det if appearance else None)
+        support = (lambda box: self.detector.support(box, camera_id)) if self.config.coast else None
+        pairs = self.trackers.update(camera_id, detections, per_det if appearance else None, support)
+        coasted = self.trackers.coasted(camera_id) if self.config.coast else []
         self.timer.add("track", time.perf_counter() - t1)
         states: List[Tuple[TrackState, int]] = []
         for tracker_id, det_index in pairs:
@@ -108,6 +121,17 @@ class StreamPipeline:
             ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
             out.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
                                   float(detections.scores[det_index]), state.identity,
+                                  ident.name if ident else None, state.score))
+        for tracker_id, box in coasted:  # kept by prediction: reported, but nothing learnt from the box
+            state = self._live.get((camera_id, tracker_id))
+            if state is None:
+                continue
+            state.last_frame = packet.frame_index
+            self.coasted += 1
+            ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
+            clipped = (max(0.0, float(box[0])), max(0.0, float(box[1])), min(float(w), float(box[2])),
+                       min(float(h), float(box[3])))
+            out.append(TrackedBox(state.track_id, clipped, COASTED_CONFIDENCE, state.identity,
                                   ident.name if ident else None, state.score))
         self.timer.add("match", time.perf_counter() - t4)
         return FrameResult(packet, out)
@@ -230,7 +254,8 @@ class StreamPipeline:
             "stages": stages,
             "crops_embedded": self.crops_embedded,
             "ms_per_crop": round(self.timer.seconds["embed"] * 1000.0 / max(self.crops_embedded, 1), 2),
-            "tracks": len(self.tracks), "track_splits": self.splits, "identities": len(self.gallery),
+            "tracks": len(self.tracks), "track_splits": self.splits,
+            "coasted_boxes": self.coasted, "identities": len(self.gallery),
             "embedder": {"path": str(getattr(self.embedder, "path", "")), "backend": getattr(self.embedder, "backend", ""),
                          "precision": getattr(self.embedder, "precision", ""), "device": getattr(self.embedder, "device", "")},
             "gallery_search": self.gallery.search_backend,

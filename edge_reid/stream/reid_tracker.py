@@ -19,6 +19,16 @@ Per frame (all detections come with an embedding when their crop was big enough)
    lost track within its gate (someone walking in, not a person found again) is confirmed at
    once, so its first frame is reported (on ``hard`` 211 first frames were missing otherwise).
 
+Undetected tracks coast (``coast_frames`` > 0, with a ``support`` function from the detector): a
+confirmed track with at least ``coast_min_hits`` hits that no detection took this frame, unseen for
+at most ``coast_frames`` frames, is reported at its Kalman prediction (``coasted``; the predicted
+centre with the last detection's size) while the
+foreground covers at least ``coast_support`` of the predicted box (parts outside the frame count as
+background, so a person walking out stops coasting). That recovers the people the detector loses for
+a few frames: merged with a neighbour into one box (the other person took it), behind a pillar, or
+refused by the appearance gate because their crop holds two people. The ground truth is amodal, so
+the predicted whole-body box is the right answer while the person is partly hidden.
+
 A track's appearance only learns from crops that overlap no other detection (IoU < 0.05):
 a crop with two people in it would pull it towards the other one.
 """
@@ -26,7 +36,7 @@ a crop with two people in it would pull it towards the other one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -44,6 +54,7 @@ class _Track:
     hits: int = 1
     misses: int = 0
     confirmed: bool = False
+    size: Optional[Tuple[float, float]] = None
 
     def learn(self, embedding: Optional[np.ndarray], momentum: float) -> None:
         if embedding is None:
@@ -61,22 +72,31 @@ class AppearanceTracker:
     [(track_id, detection_index)] for the confirmed tracks seen in this frame."""
 
     uses_embeddings = True
+    coasts = True  # update() takes the detector's support function and fills ``coasted``
 
     def __init__(self, fps: float = 10.0, lost_frames: int = 30, activation: float = 0.45, high: float = 0.6,
                  min_iou: float = 0.2, min_hits: int = 2, iou_weight: float = 0.5, min_cosine: float = 0.55,
                  gate: float = 0.6, gate_growth: float = 0.15, max_gate: float = 2.5, momentum: float = 0.8,
-                 confirm_clean: bool = True, **_: float) -> None:
+                 confirm_clean: bool = True, coast_frames: int = 5, coast_support: float = 0.25,
+                 coast_min_hits: int = 6, coast_size: bool = True, **_: float) -> None:
         scale = max(float(fps or 10.0), 1.0) / 10.0  # frame counts are given for 10 FPS
         self.lost_frames = max(1, int(round(lost_frames * scale)))
         self.activation, self.high, self.min_iou = float(activation), float(high), float(min_iou)
         self.min_hits, self.iou_weight, self.min_cosine = max(1, int(min_hits)), float(iou_weight), float(min_cosine)
         self.gate, self.gate_growth, self.max_gate = float(gate), float(gate_growth) / scale, float(max_gate)
         self.momentum, self.confirm_clean = float(momentum), bool(confirm_clean)
+        self.coast_frames = max(0, int(round(coast_frames * scale)))
+        self.coast_support, self.coast_min_hits = float(coast_support), int(coast_min_hits)
+        self.coast_size = bool(coast_size)
         self.tracks: List[_Track] = []
+        self.coasted: List[Tuple[int, np.ndarray]] = []  # (track id, predicted box) of the last update
         self._next_id = 0
 
-    def update(self, detections: Detections, embeddings: Optional[List[Optional[np.ndarray]]] = None
-               ) -> List[Tuple[int, int]]:
+    def update(self, detections: Detections, embeddings: Optional[List[Optional[np.ndarray]]] = None,
+               support: Optional[Callable[[np.ndarray], Optional[float]]] = None) -> List[Tuple[int, int]]:
+        """Associate this frame's detections; returns [(track id, detection index)] of the confirmed
+        tracks seen. ``support(box)``: the detector's evidence for a person in ``box`` (see
+        :meth:`Detector.support`); with it, undetected tracks coast (``self.coasted``)."""
         n = len(detections)
         embeddings = list(embeddings) if embeddings is not None else [None] * n
         boxes, scores = detections.boxes.reshape(-1, 4), detections.scores.reshape(-1)
@@ -100,6 +120,7 @@ class AppearanceTracker:
         seen = set()
         for t, i in matched:
             t.kalman.update(boxes[i])
+            t.size = (float(boxes[i][2] - boxes[i][0]), float(boxes[i][3] - boxes[i][1]))
             t.hits, t.misses = t.hits + 1, 0
             t.confirmed = t.confirmed or t.hits >= self.min_hits
             t.learn(embeddings[i] if clean[i] else None, self.momentum)
@@ -119,7 +140,22 @@ class AppearanceTracker:
                 t.learn(embeddings[i] if clean[i] else None, self.momentum)
                 self.tracks.append(t)
                 matched.append((t, i))
+        self.coasted = self._coast(support) if support is not None and self.coast_frames else []
         return sorted((t.track_id, i) for t, i in matched if t.confirmed)
+
+    def _coast(self, support: Callable[[np.ndarray], Optional[float]]) -> List[Tuple[int, np.ndarray]]:
+        """(track id, predicted box) of the undetected confirmed tracks the foreground still supports."""
+        out = []
+        for t in self.tracks:
+            if t.confirmed and 1 <= t.misses <= self.coast_frames and t.hits >= self.coast_min_hits:
+                box = t.kalman.box()
+                if self.coast_size and t.size is not None:
+                    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                    box = np.array([cx - t.size[0] / 2, cy - t.size[1] / 2, cx + t.size[0] / 2, cy + t.size[1] / 2])
+                evidence = support(box)
+                if evidence is not None and evidence >= self.coast_support:
+                    out.append((t.track_id, box))
+        return out
 
     def _lost_near(self, box: np.ndarray) -> bool:
         """Whether a confirmed track not seen this frame is within its gate of ``box``'s centre."""

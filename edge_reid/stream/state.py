@@ -20,6 +20,7 @@ class StreamConfig:
     min_quality: float = 1.0         # summed quality weight needed for that
     new_identities: bool = True      # unmatched confident tracks become new identities
     min_crop_height: int = 24        # smaller boxes are tracked but not embedded
+    max_crop_aspect: float = 5.0     # nor are boxes more than this many times as tall as wide (slivers at the frame edge)
     split_similarity: float = 0.5    # an interior crop below this cosine to its track's aggregate "diverges"
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
@@ -32,6 +33,7 @@ class StreamConfig:
     max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
     tracker_kind: str = DEFAULT_TRACKER  # a TRACKERS name: "appearance" (motion + embeddings) or "bytetrack"
     tracker: Dict[str, Any] = field(default_factory=dict)
+    coast: bool = True               # report undetected tracks at their prediction while the detector's mask supports it
     infrared: Set[str] = field(default_factory=set)  # cameras whose crops take the infrared path (modality 1)
     camera_index: Dict[str, int] = field(default_factory=dict)  # source name -> camera id of a camera-aware model
 

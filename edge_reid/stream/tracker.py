@@ -60,8 +60,8 @@ class CameraTracker:
                             minimum_consecutive_frames=max(1, int(min_frames)),
                             minimum_iou_threshold=min_iou, high_conf_det_threshold=high)
 
-    def update(self, detections: Detections, embeddings: Any = None) -> List[Tuple[int, int]]:
-        """Associate this frame's detections (boxes and scores; ``embeddings`` are not used)."""
+    def update(self, detections: Detections, embeddings: Any = None, support: Any = None) -> List[Tuple[int, int]]:
+        """Associate this frame's detections (boxes and scores; ``embeddings`` and ``support`` are not used)."""
         n = len(detections)
         dets = self._sv.Detections(xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
                                    confidence=detections.scores.astype(np.float32).reshape(-1),
@@ -89,7 +89,17 @@ class MultiCameraTracker:
         """Whether the trackers associate by appearance (then every detection is embedded first)."""
         return bool(getattr(self.factory, "uses_embeddings", False))
 
-    def update(self, camera_id: str, detections: Detections, embeddings: Any = None) -> List[Tuple[int, int]]:
+    def update(self, camera_id: str, detections: Detections, embeddings: Any = None,
+               support: Any = None) -> List[Tuple[int, int]]:
+        """[(track id, detection index)] of the camera's confirmed tracks seen in this frame; ``support``
+        (box -> foreground evidence) goes to trackers that coast (class attribute ``coasts``), which then
+        report undetected tracks (:meth:`coasted`)."""
         if camera_id not in self._trackers:
             self._trackers[camera_id] = self.factory(**self.options)
-        return self._trackers[camera_id].update(detections, embeddings)
+        if support is None or not getattr(self.factory, "coasts", False):
+            return self._trackers[camera_id].update(detections, embeddings)
+        return self._trackers[camera_id].update(detections, embeddings, support)
+
+    def coasted(self, camera_id: str) -> List[Tuple[int, np.ndarray]]:
+        """(track id, predicted box) of the camera's tracks kept by prediction in the last update."""
+        return list(getattr(self._trackers.get(camera_id), "coasted", []))

@@ -5,12 +5,18 @@ Per camera: OpenCV MOG2 (or KNN) foreground mask -> shadows dropped -> morpholog
 when they overlap horizontally (one person split in two) -> person-shaped filters:
 
 - height at least ``min_height`` (fraction of the frame height, default 0.12),
-- height / width between ``min_aspect`` 1.1 and ``max_aspect`` 5.0,
+- height / width between ``min_aspect`` 1.1 and ``max_aspect`` 5.0 (``edge_aspect`` 12 for a box
+  touching the left or right frame edge: a person walking in shows a sliver first),
 - foreground fill of the box at least ``min_fill`` 0.2.
+
+Stacked boxes are merged when the gap between them is at most ``stack_gap`` 0.8 x the taller
+one's height (legs of the floor's colour leave a person's mask in two pieces). MOG2's shadow
+test (``shadow_threshold``, OpenCV's 0.5: a pixel 50-100 % as bright as the background with the
+same chroma) drops shadows; a person dressed like the floor loses those pixels too.
 
 Before the filters, boxes side by side with the same vertical extent whose union is still
 person-shaped (width <= ``join_width`` x height: one person cut in two by a pillar) are joined,
-and a box wider than ``split_width`` x its height (people walking together form one blob) is
+and a box wider than ``split_width`` 0.6 x its height (people walking together form one blob) is
 cut into ``round(width / (person_width x height))`` equal columns, each shrunk to its own
 foreground, when that makes at most ``max_people`` columns (a wider blob, a car, is no group). People in the scenes are 0.23-0.42 times as wide as tall (5-95 %).
 
@@ -24,7 +30,7 @@ frames leaves a "ghost" that fades over ``history`` frames).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -40,6 +46,7 @@ class BackgroundSubtractionDetector(Detector):
                  min_height: float = 0.12, min_aspect: float = 1.1, max_aspect: float = 5.0,
                  min_fill: float = 0.2, warmup: int = 2, learning_rate: float = -1.0, bootstrap: int = 5,
                  join_width: float = 0.45, split_width: float = 0.6, person_width: float = 0.36, max_people: int = 4,
+                 shadow_threshold: float = 0.5, stack_gap: float = 0.8, edge_aspect: float = 12.0,
                  **_: Any) -> None:
         if method not in ("mog2", "knn"):
             raise InvalidInputError(f"Unknown background method '{method}'; choose mog2 or knn.")
@@ -49,8 +56,10 @@ class BackgroundSubtractionDetector(Detector):
         self.bootstrap = int(bootstrap)
         self.join_width, self.split_width, self.person_width = float(join_width), float(split_width), float(person_width)
         self.max_people = int(max_people)
+        self.shadow_threshold, self.stack_gap, self.edge_aspect = float(shadow_threshold), float(stack_gap), float(edge_aspect)
         self._models: Dict[str, Any] = {}
         self._seen: Dict[str, int] = {}
+        self._masks: Dict[str, np.ndarray] = {}
 
     def _model(self, camera_id: str) -> Any:
         import cv2
@@ -59,8 +68,10 @@ class BackgroundSubtractionDetector(Detector):
             if self.method == "mog2":
                 self._models[camera_id] = cv2.createBackgroundSubtractorMOG2(
                     history=self.history, varThreshold=self.var_threshold, detectShadows=True)
+                self._models[camera_id].setShadowThreshold(self.shadow_threshold)
             else:
                 self._models[camera_id] = cv2.createBackgroundSubtractorKNN(history=self.history, detectShadows=True)
+                self._models[camera_id].setShadowThreshold(self.shadow_threshold)
             self._seen[camera_id] = 0
         return self._models[camera_id]
 
@@ -85,11 +96,12 @@ class BackgroundSubtractionDetector(Detector):
         import cv2
 
         mask = self.foreground(frame, camera_id)
+        self._masks[camera_id] = mask
         if self._seen[camera_id] <= self.warmup:
             return Detections.empty()
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         boxes = [list(cv2.boundingRect(c)) for c in contours]
-        boxes = _merge_stacked([[x, y, x + w, y + h] for x, y, w, h in boxes if w * h >= 16])
+        boxes = _merge_stacked([[x, y, x + w, y + h] for x, y, w, h in boxes if w * h >= 16], self.stack_gap)
         if self.join_width > 0:
             boxes = _join_side_by_side(boxes, self.join_width)
         if self.split_width > 0:
@@ -99,7 +111,9 @@ class BackgroundSubtractionDetector(Detector):
         out_boxes, out_scores = [], []
         for x1, y1, x2, y2 in boxes:
             bw, bh = x2 - x1, y2 - y1
-            if bh < self.min_height * H or not self.min_aspect <= bh / max(bw, 1) <= self.max_aspect:
+            side = x1 <= 1 or x2 >= W - 1  # a person half out of the frame is a narrow sliver
+            if bh < self.min_height * H or not self.min_aspect <= bh / max(bw, 1) <= (
+                    max(self.max_aspect, self.edge_aspect) if side else self.max_aspect):
                 continue
             fill = float(mask[y1:y2, x1:x2].mean()) / 255.0
             if fill < self.min_fill:
@@ -113,9 +127,25 @@ class BackgroundSubtractionDetector(Detector):
             return Detections.empty()
         return Detections(np.asarray(out_boxes, np.float32), np.asarray(out_scores, np.float32))
 
+    def support(self, box: np.ndarray, camera_id: str = "cam1") -> Optional[float]:
+        """The foreground fraction of ``box`` in the last mask of ``camera_id`` (the part outside the
+        frame counts as background); None before the first frame or during the warm-up."""
+        mask = self._masks.get(camera_id)
+        if mask is None or self._seen.get(camera_id, 0) <= self.warmup:
+            return None
+        H, W = mask.shape[:2]
+        bx1, by1, bx2, by2 = (float(v) for v in box[:4])
+        area = (bx2 - bx1) * (by2 - by1)
+        x1, y1 = max(0, int(round(bx1))), max(0, int(round(by1)))
+        x2, y2 = min(W, int(round(bx2))), min(H, int(round(by2)))
+        if area <= 0 or x2 <= x1 or y2 <= y1:
+            return 0.0
+        return min(1.0, float(np.count_nonzero(mask[y1:y2, x1:x2])) / area)
 
-def _merge_stacked(boxes: List[List[int]]) -> List[List[int]]:
-    """Merge boxes that share most of their horizontal extent (a person split at the waist)."""
+
+def _merge_stacked(boxes: List[List[int]], max_gap: float = 0.25) -> List[List[int]]:
+    """Merge boxes that share most of their horizontal extent and are at most ``max_gap`` x the taller
+    one's height apart (a person split at the waist)."""
     boxes = sorted(boxes, key=lambda b: b[0])
     merged = True
     while merged and len(boxes) > 1:
@@ -126,7 +156,7 @@ def _merge_stacked(boxes: List[List[int]]) -> List[List[int]]:
                 overlap = min(a[2], b[2]) - max(a[0], b[0])
                 narrow = min(a[2] - a[0], b[2] - b[0])
                 gap = max(a[1], b[1]) - min(a[3], b[3])
-                if narrow > 0 and overlap >= 0.6 * narrow and gap <= 0.25 * max(a[3] - a[1], b[3] - b[1]):
+                if narrow > 0 and overlap >= 0.6 * narrow and gap <= max_gap * max(a[3] - a[1], b[3] - b[1]):
                     boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
                     del boxes[j]
                     merged = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -35,6 +35,13 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def detect(self, frame: np.ndarray, camera_id: str = "cam1") -> Detections:
         """Person boxes in ``frame`` (BGR uint8 H x W x 3)."""
+
+    def support(self, box: np.ndarray, camera_id: str = "cam1") -> Optional[float]:
+        """How well the last frame of ``camera_id`` shows a person in ``box`` (x1, y1, x2, y2), in [0, 1]:
+        for a background model the foreground fraction of the box (the part outside the
+        frame counts as background). None: the detector has no such evidence
+        (then the tracker does not keep undetected tracks alive by prediction)."""
+        return None
 
 
 def build_detector(name: str, **options: Any) -> Detector:
