@@ -1,6 +1,7 @@
 """Can INT8 reach 2x FP32 on ONNX Runtime (CPU) at all? FP32 vs every-layer INT8, per model and input size.
 
     python benchmarks/int8_speed.py [--models resnet50,...] [--sizes bench,128x64,256x128] [--out runs/int8_speed]
+                                    [--extra-ops Add,GlobalAveragePool]
 
 Per registry model of ``benchmarks/int8_models.py`` and input size: the model is built with random
 weights (the architecture and options of its cached benchmark checkpoint, at the given size;
@@ -9,7 +10,8 @@ weights (the architecture and options of its cached benchmark checkpoint, at the
 ranges over 16 random crops: the values do not change the speed). Both graphs are timed at batch 8
 on one thread, alternating (FP32, INT8) rounds, the best p50 of each kept. Every-layer INT8 is the
 fastest any float set can be, so its speed-up is the ceiling of what sensitivity or QAT can reach.
-Rows are written after each measurement (``<out>/int8_speed.json``, ``.md``), resumable.
+``--extra-ops`` quantizes more op types beside them (an experiment: measured, it does not raise the ceiling,
+since ONNX Runtime already fuses the residual Adds into QLinearAdd). Rows are written after each measurement (``<out>/int8_speed.json``, ``.md``), resumable.
 """
 
 from __future__ import annotations
