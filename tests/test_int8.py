@@ -139,3 +139,43 @@ def test_unknown_float_rule_is_one_sentence(capsys) -> None:
     assert main(["build", "--int8-keep-float", "wide", "--model", "resnet50"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("edge-reid: error: Unknown INT8 float rule 'wide'") and "\n" not in err
+
+
+def _residual_graph() -> onnx.ModelProto:
+    """conv -> (conv, identity) -> Add -> conv: one residual Add between quantized convolutions."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.normal(size=(4, c, 3, 3)).astype(np.float32), n)
+             for n, c in (("w_a", 3), ("w_b", 4), ("w_c", 4))]
+    nodes = [helper.make_node("Conv", ["images", "w_a"], ["a"], name="a", pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["a", "w_b"], ["b"], name="b", pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["a", "b"], ["sum"], name="add"),
+             helper.make_node("Conv", ["sum", "w_c"], ["embeddings"], name="c", pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "residual", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 8, 4])],
+                              [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", 4, 8, 4])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_residual_add_runs_as_qlinearadd_with_the_default_op_types(tmp_path: Path) -> None:
+    """Conv outputs get Q/DQ, so a residual Add between convolutions already sits in DQ -> Add -> Q and ONNX
+    Runtime fuses it into QLinearAdd without Add in the op types; listing Add (``op_types``) changes nothing."""
+    import onnxruntime as ort
+
+    from edge_reid.deploy.int8 import QUANTIZED_OP_TYPES, write_qdq
+
+    src = tmp_path / "residual.onnx"
+    onnx.save(_residual_graph(), str(src))
+    calib = np.random.default_rng(0).random((8, 3, 8, 4), dtype=np.float32)
+    for op_types in (QUANTIZED_OP_TYPES, (*QUANTIZED_OP_TYPES, "Add")):
+        out = write_qdq(src, tmp_path / f"{len(op_types)}.onnx", calib, "cpu", [], tmp_path, calibrate_method="MinMax",
+                        op_types=op_types)
+        model = onnx.load(str(out))
+        producer = {o: n for n in model.graph.node for o in n.output}
+        add = next(n for n in model.graph.node if n.op_type == "Add")
+        assert all(producer[i].op_type == "DequantizeLinear" for i in add.input)
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(tmp_path / f"opt{len(op_types)}.onnx")
+        ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+        assert "QLinearAdd" in ops and "Add" not in ops, ops

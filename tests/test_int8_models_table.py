@@ -65,3 +65,18 @@ def test_unknown_model_is_one_sentence(capsys, tmp_path: Path) -> None:
     code = bench.main(["--models", "nosuch", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "Unknown model 'nosuch'" in err and err.count("\n") == 0
+
+
+def test_resnet50_family_trains_by_the_visnet_quick_recipe() -> None:
+    """Every PLAN config loads with its overrides; the ResNet50s resolve to VisNet's quick recipe."""
+    from edge_reid.engine.config import load_config
+
+    configs = {m: load_config(str(bench.REPO / "train" / "configs" / c), o) for m, (c, o, _) in bench.PLAN.items()}
+    quick = configs["visnet"]
+    for model in ("resnet50", "bot_resnet50"):
+        cfg = configs[model]
+        assert cfg["model"]["name"] == model
+        assert [t["name"] for t in cfg["loss"]["terms"]] == ["cross_entropy"]
+        assert cfg["loss"]["terms"][0]["label_smoothing"] == quick["loss"]["terms"][0]["label_smoothing"]
+        assert cfg["train"]["epochs"] == quick["train"]["epochs"]
+        assert list(cfg["data"]["input_size"]) == list(quick["data"]["input_size"]) == [64, 32]

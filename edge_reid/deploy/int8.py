@@ -259,10 +259,14 @@ def prepare_for_quantization(fp32_path: Union[str, Path], out: Union[str, Path])
 def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np.ndarray, flavour: str,
               float_nodes: Sequence[str], cache_dir: Union[str, Path], per_channel: bool = True,
               calibrate_method: str = "Percentile", batch_size: int = 16,
-              overrides: Optional[Dict[str, list]] = None, extras: Optional[Dict[str, np.ndarray]] = None) -> Path:
+              overrides: Optional[Dict[str, list]] = None, extras: Optional[Dict[str, np.ndarray]] = None,
+              op_types: Sequence[str] = QUANTIZED_OP_TYPES) -> Path:
     """One Q/DQ flavour of ``prepared`` (nodes in ``float_nodes`` stay float) into ``out``.
 
     ``extras``: the per-image int64 inputs (camera_ids, modality) fed beside the calibration images.
+    ``op_types``: the op types quantized (default :data:`QUANTIZED_OP_TYPES`; others only for
+    experiments such as ``benchmarks/int8_speed.py --extra-ops``: the sensitivity groups and QAT's
+    fake-quant placement cover the default set only).
 
     Activation ranges are computed once per symmetry and cached in ``cache_dir`` (the percentile
     ranges differ between the flavours), so later calls with other float sets only rewrite the
@@ -287,7 +291,7 @@ def write_qdq(prepared: Union[str, Path], out: Union[str, Path], calibration: np
         activation_type=q.QuantType.QInt8 if spec.activation_signed else q.QuantType.QUInt8,
         weight_type=q.QuantType.QInt8,
         calibrate_method=getattr(q.CalibrationMethod, calibrate_method),
-        op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+        op_types_to_quantize=list(op_types),
         nodes_to_exclude=list(float_nodes),
         calibration_cache_path=str(Path(cache_dir) / f"calibration-{calibrate_method}-{spec.activation_symmetric}.json"),
         extra_options=extra,
@@ -305,7 +309,8 @@ class Int8Quantizer:
     """Calibrates an FP32 graph once and writes the requested Q/DQ flavours."""
 
     def __init__(self, per_channel: bool = True, calibrate_method: str = "Percentile", batch_size: int = 16,
-                 keep_float: Sequence[str] = DEFAULT_FLOAT_RULES) -> None:
+                 keep_float: Sequence[str] = DEFAULT_FLOAT_RULES, op_types: Sequence[str] = QUANTIZED_OP_TYPES) -> None:
+        self.op_types = tuple(op_types)
         self.per_channel = per_channel
         self.calibrate_method = calibrate_method
         self.batch_size = batch_size
@@ -344,7 +349,8 @@ class Int8Quantizer:
             prepared = prepare_for_quantization(fp32_path, Path(tmp) / "prepared.onnx")
             for flavour, out in outputs.items():
                 raw = write_qdq(prepared, Path(tmp) / f"{flavour}.onnx", calibration, flavour, excluded, tmp,
-                                self.per_channel, self.calibrate_method, self.batch_size, overrides, extras)
+                                self.per_channel, self.calibrate_method, self.batch_size, overrides, extras,
+                                self.op_types)
                 model = load_onnx(raw)
                 set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
                                                                 "calibration_images": str(len(calibration)),
