@@ -40,8 +40,7 @@ PLAN: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
     # CE + triplet checkpoints (4 epochs at 32x16) could not run mostly INT8 within the accuracy gate
     "resnet50": ("bot_resnet50_synthetic_quick.yaml", ("model.name=resnet50",), "CE + label smoothing, 3 epochs"),
     "bot_resnet50": ("bot_resnet50_synthetic_quick.yaml", (), "CE + label smoothing, 3 epochs"),
-    "agw": ("agw_synthetic_vi.yaml", ("train.epochs=6", "data.input_size=[32,16]"),
-            "visible-infrared set, 6 x 30 steps"),
+    "agw": ("agw_synthetic_vi_quick.yaml", (), "visible-infrared set, CE + label smoothing, 6 x 30 steps"),
 }
 TRAIN_THREADS = 1
 GATE_COS, GATE_MAP_DROP, GATE_SPEEDUP = 0.99, 1.0, 2.0
