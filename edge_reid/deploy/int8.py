@@ -254,15 +254,19 @@ class Int8Quantizer:
                                 self.per_channel, self.calibrate_method, self.batch_size, overrides, extras,
                                 self.op_types)
                 model = load_onnx(raw)
-                set_metadata(model, meta, precision="int8", **{KEY_FLAVOUR: flavour,
-                                                                "calibration_images": str(len(calibration)),
-                                                                "calibration_method": self.calibrate_method,
-                                                                "float_nodes": str(len(excluded)),
-                                                                "float_node_names": ",".join(excluded),
-                                                                "float_rules": ",".join(self.keep_float) or "none",
-                                                                **(extra_metadata or {})})
+                set_metadata(model, meta, precision="int8", **int8_metadata(
+                    flavour, len(calibration), self.calibrate_method, excluded,
+                    ",".join(self.keep_float) or "none", extra_metadata))
                 written[flavour] = save_onnx(model, out)
         return written
+
+
+def int8_metadata(flavour: str, calibration_images: int, calibration_method: str, float_nodes: Sequence[str],
+                  float_rules: str, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The metadata every INT8 artifact records (flavour, calibration, the layers kept in float), plus ``extra``."""
+    return {KEY_FLAVOUR: flavour, "calibration_images": str(calibration_images),
+            "calibration_method": calibration_method, "float_nodes": str(len(float_nodes)),
+            "float_node_names": ",".join(float_nodes), "float_rules": float_rules, **(extra or {})}
 
 
 def flavour_of(model: "onnx.ModelProto") -> Optional[str]:

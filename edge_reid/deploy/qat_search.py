@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
-from edge_reid.deploy.int8 import write_qdq
+from edge_reid.deploy.int8 import int8_metadata, write_qdq
 from edge_reid.deploy.int8_sensitivity import SensitivityAnalysis, SensitivityResult, choose_float_nodes, write_table
-from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, save_onnx
+from edge_reid.deploy.onnx_export import OnnxExporter, load_onnx, read_metadata, save_onnx, set_metadata
 from edge_reid.deploy.qat_layers import quantize_inputs_only
 from edge_reid.runtime.inputs import example_ids
 
@@ -34,7 +34,8 @@ def with_original_weights(tuned: Any, original: Any, nodes: Sequence[str]) -> An
     inits = {t.name: t for t in tuned.graph.initializer}
     source = {t.name: t for t in original.graph.initializer}
     theirs = {n.name: n for n in original.graph.node}
-    for node in (n for n in tuned.graph.node if n.name in set(nodes)):
+    wanted = set(nodes)
+    for node in (n for n in tuned.graph.node if n.name in wanted):
         for mine, other in zip(node.input[1:3], theirs[node.name].input[1:3]):
             if mine in inits and other in source:
                 inits[mine].CopyFrom(numpy_helper.from_array(numpy_helper.to_array(source[other]), mine))
@@ -63,16 +64,13 @@ def export_searched(analysis: SensitivityAnalysis, float_nodes: Sequence[str], o
                     extra: Dict[str, str]) -> Dict[str, Path]:
     """Write each flavour exactly as the search measured it (same graph, ranges, learned steps) with the
     INT8 metadata :class:`Int8Quantizer` records."""
-    from edge_reid.deploy.onnx_export import KEY_FLAVOUR, read_metadata, set_metadata
-
     meta, _ = read_metadata(load_onnx(analysis.prepared), source="the fine-tuned graph")
     floats = [*analysis.fixed_float, *float_nodes]
     written = {}
     for flavour, out in outputs.items():
         model = load_onnx(analysis.quantized(float_nodes, flavour))
-        set_metadata(model, meta, precision="int8", **{
-            KEY_FLAVOUR: flavour, "calibration_images": str(len(analysis.calibration)), "calibration_method": "Percentile",
-            "float_nodes": str(len(floats)), "float_node_names": ",".join(floats), "float_rules": "auto", **extra})
+        set_metadata(model, meta, precision="int8",
+                     **int8_metadata(flavour, len(analysis.calibration), "Percentile", floats, "auto", extra))
         written[flavour] = save_onnx(model, out)
     return written
 
