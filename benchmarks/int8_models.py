@@ -23,11 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from edge_reid.utils.atomic import atomic_path, atomic_write_json, atomic_write_text
+from edge_reid.utils.paths import cache_dir
 
-from edge_reid.utils.atomic import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
-from edge_reid.utils.paths import cache_dir  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 #: model -> (training config under train/configs, overrides, what the table says about it); cheapest first.
 PLAN: Dict[str, Tuple[str, Tuple[str, ...], str]] = {

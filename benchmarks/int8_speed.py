@@ -25,10 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from edge_reid.utils.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from edge_reid.utils.atomic import atomic_write_json, atomic_write_text
 
 BATCH = 8
 
@@ -106,7 +103,7 @@ def markdown(rows: List[Dict[str, Any]], machine: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from benchmarks.int8_models import PLAN
+    from int8_models import PLAN  # the sibling script (its folder is on the path when run as a script)
 
     parser = argparse.ArgumentParser(prog="int8_speed.py", description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(PLAN))
