@@ -116,25 +116,24 @@ class StreamPipeline:
             quality = crop_quality(frame[y1:y2, x1:x2], float(detections.scores[det_index]), at_edge)
             states[k] = (self._observe(state, emb, quality, at_edge, packet.frame_index), det_index)
         self.assigner.update(camera_id, packet.frame_index, self.tracks.values())
-        out = []
-        for state, det_index in states:
-            ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
-            out.append(TrackedBox(state.track_id, tuple(float(v) for v in detections.boxes[det_index]),
-                                  float(detections.scores[det_index]), state.identity,
-                                  ident.name if ident else None, state.score))
+        out = [self._reported(state, detections.boxes[det_index], float(detections.scores[det_index]))
+               for state, det_index in states]
         for tracker_id, box in coasted:  # kept by prediction: reported, but nothing learnt from the box
             state = self._live.get((camera_id, tracker_id))
             if state is None:
                 continue
             state.last_frame = packet.frame_index
             self.coasted += 1
-            ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
-            clipped = (max(0.0, float(box[0])), max(0.0, float(box[1])), min(float(w), float(box[2])),
-                       min(float(h), float(box[3])))
-            out.append(TrackedBox(state.track_id, clipped, COASTED_CONFIDENCE, state.identity,
-                                  ident.name if ident else None, state.score))
+            out.append(self._reported(state, np.clip(np.asarray(box[:4], np.float64), 0.0, [w, h, w, h]),
+                                      COASTED_CONFIDENCE))
         self.timer.add("match", time.perf_counter() - t4)
         return FrameResult(packet, out)
+
+    def _reported(self, state: TrackState, box: np.ndarray, confidence: float) -> TrackedBox:
+        """What the frame reports of ``state`` at ``box``: its track, identity and score."""
+        ident = self.gallery.identities.get(state.identity) if state.identity is not None else None
+        return TrackedBox(state.track_id, tuple(float(v) for v in box), confidence, state.identity,
+                          ident.name if ident else None, state.score)
 
     def _embed(self, frame: np.ndarray, camera_id: str, boxes: Sequence[Tuple[int, int, int, int]],
                which: Sequence[int]) -> List[Optional[np.ndarray]]:

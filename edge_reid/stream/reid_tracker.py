@@ -41,7 +41,7 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from edge_reid.stream.detectors.base import Detections
-from edge_reid.stream.motion import BoxKalman, iou_matrix
+from edge_reid.stream.motion import BoxKalman, cxcywh_to_xyxy, iou_matrix
 
 _INF = 1e6
 
@@ -149,9 +149,8 @@ class AppearanceTracker:
         for t in self.tracks:
             if t.confirmed and 1 <= t.misses <= self.coast_frames and t.hits >= self.coast_min_hits:
                 box = t.kalman.box()
-                if self.coast_size and t.size is not None:
-                    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-                    box = np.array([cx - t.size[0] / 2, cy - t.size[1] / 2, cx + t.size[0] / 2, cy + t.size[1] / 2])
+                if self.coast_size and t.size is not None:  # the predicted centre, the last detected size
+                    box = cxcywh_to_xyxy(np.r_[t.kalman.x[:2], t.size[:2]])
                 evidence = support(box)
                 if evidence is not None and evidence >= self.coast_support:
                     out.append((t.track_id, box))

@@ -36,6 +36,7 @@ import numpy as np
 
 from edge_reid.errors import InvalidInputError
 from edge_reid.stream.detectors.base import DETECTORS, Detections, Detector
+from edge_reid.stream.crops import int_box
 
 
 @DETECTORS.register("background")
@@ -68,10 +69,9 @@ class BackgroundSubtractionDetector(Detector):
             if self.method == "mog2":
                 self._models[camera_id] = cv2.createBackgroundSubtractorMOG2(
                     history=self.history, varThreshold=self.var_threshold, detectShadows=True)
-                self._models[camera_id].setShadowThreshold(self.shadow_threshold)
             else:
                 self._models[camera_id] = cv2.createBackgroundSubtractorKNN(history=self.history, detectShadows=True)
-                self._models[camera_id].setShadowThreshold(self.shadow_threshold)
+            self._models[camera_id].setShadowThreshold(self.shadow_threshold)
             self._seen[camera_id] = 0
         return self._models[camera_id]
 
@@ -119,7 +119,7 @@ class BackgroundSubtractionDetector(Detector):
             if fill < self.min_fill:
                 continue
             score = 0.4 + 0.6 * min(1.0, fill / 0.6)
-            if x1 <= 1 or x2 >= W - 1 or y1 <= 1 or y2 >= H - 1:
+            if side or y1 <= 1 or y2 >= H - 1:
                 score *= 0.7  # cut by the frame edge: partly visible
             out_boxes.append([x1, y1, x2, y2])
             out_scores.append(score)
@@ -136,14 +136,13 @@ class BackgroundSubtractionDetector(Detector):
         H, W = mask.shape[:2]
         bx1, by1, bx2, by2 = (float(v) for v in box[:4])
         area = (bx2 - bx1) * (by2 - by1)
-        x1, y1 = max(0, int(round(bx1))), max(0, int(round(by1)))
-        x2, y2 = min(W, int(round(bx2))), min(H, int(round(by2)))
+        x1, y1, x2, y2 = int_box(box[:4], W, H)
         if area <= 0 or x2 <= x1 or y2 <= y1:
             return 0.0
         return min(1.0, float(np.count_nonzero(mask[y1:y2, x1:x2])) / area)
 
 
-def _merge_stacked(boxes: List[List[int]], max_gap: float = 0.25) -> List[List[int]]:
+def _merge_stacked(boxes: List[List[int]], max_gap: float) -> List[List[int]]:
     """Merge boxes that share most of their horizontal extent and are at most ``max_gap`` x the taller
     one's height apart (a person split at the waist)."""
     boxes = sorted(boxes, key=lambda b: b[0])
