@@ -16,7 +16,7 @@ from edge_reid.deploy.qat import QatModel, QatSettings, finetune
 from edge_reid.deploy.qat_search import TABLE_NAME, qat_float_nodes
 from edge_reid.metadata import ModelMeta
 from edge_reid.runtime import load_embedder
-from tests.test_int8_sensitivity import SIZE, Tiny, conv_nodes, smooth_images
+from int8_tiny import SIZE, Tiny, conv_nodes, smooth_images
 
 
 def _int8_layers(path: Path) -> set:
