@@ -13,6 +13,7 @@ import pytest
 
 from edge_reid.cli import main
 from edge_reid.data.synthetic import Scene, load_scene, sample_identity, scene_identities, write_scene_video
+from edge_reid.data.synthetic.identity import SCENE_PEOPLE
 from edge_reid.data.synthetic.scene import plan_visits
 from edge_reid.errors import InvalidInputError
 
@@ -65,7 +66,10 @@ def test_lookalikes_differ_in_one_detail_and_scenes_load_from_yaml(tmp_path: Pat
     idents = scene_identities(TINY)
     a, b = idents[1].to_dict(), idents[2].to_dict()
     assert sorted(k for k in a if a[k] != b[k] and k != "pid") == ["backpack"]
-    assert idents[3] == sample_identity(TINY.seed, 3)
+    assert idents[3] == sample_identity(TINY.seed, 3, SCENE_PEOPLE)
+    # a scene's people are not the synthetic dataset's (whose first half trains the embedders)
+    dataset_people = {dataclasses.replace(sample_identity(TINY.seed, pid), pid=0) for pid in range(1, 401)}
+    assert not any(dataclasses.replace(i, pid=0) in dataset_people for i in idents.values())
     path = tmp_path / "mine.yaml"
     path.write_text("people: 6\ncameras: 3\nframes: 40\nschedule: visits\nsize: [320, 180]\n")
     scene = load_scene(path)

@@ -111,6 +111,12 @@ def test_registered_default_is_generated_once_under_the_cache() -> None:
 
     ds = build_dataset("synthetic", root=root, verbose=False)
     assert ds.num_train_pids == SMALL["num_ids"] // 2
+    # the generator's parameters as dataset options (a config's data.options) pick that set
+    assert Path(build_dataset("synthetic", verbose=False, **SMALL).root) == root
+    with pytest.raises(InvalidInputError, match="num_people"):
+        build_dataset("synthetic", verbose=False, num_people=4)
+    with pytest.raises(InvalidInputError, match="generated set only"):
+        build_dataset("synthetic", root=root, verbose=False, num_ids=8)
 
 
 def test_video_frames_and_ground_truth(tmp_path: Path) -> None:

@@ -41,10 +41,10 @@ def synthetic_video(say: Callable[[str], None] = print) -> Path:
     """The default synthetic multi-camera video with enrolment images, rendered on first use."""
     import cv2
 
-    from edge_reid.data.synthetic import GENERATOR_VERSION, enrolment_images, write_multicam_video
+    from edge_reid.data.synthetic import SCENE_GENERATOR_VERSION, enrolment_images, write_multicam_video
     from edge_reid.data.synthetic.video import VIDEO_MANIFEST
 
-    folder = cache_dir() / "stream" / f"synthetic_video_v{GENERATOR_VERSION}"
+    folder = cache_dir() / "stream" / f"synthetic_video_v{SCENE_GENERATOR_VERSION}"
     if not (folder / VIDEO_MANIFEST).is_file():
         say(f"Rendering the synthetic multi-camera video into {folder} (once).")
         write_multicam_video(folder, **SYNTHETIC_VIDEO)

@@ -39,10 +39,10 @@ class EvalPlan:
 
 def render_scene(name_or_yaml: str, say: Callable[[str], None] = print) -> Path:
     """The rendered folder of a named or YAML scene (rendered with enrolment images on first use)."""
-    from edge_reid.data.synthetic import GENERATOR_VERSION, load_scene, write_scene_video
+    from edge_reid.data.synthetic import SCENE_GENERATOR_VERSION, load_scene, write_scene_video
 
     scene = load_scene(name_or_yaml)
-    folder = cache_dir() / "scenes" / f"{scene.name}-v{GENERATOR_VERSION}-{scene.key()}"
+    folder = cache_dir() / "scenes" / f"{scene.name}-v{SCENE_GENERATOR_VERSION}-{scene.key()}"
     if not (folder / MANIFEST).is_file():
         say(f"Rendering scene '{scene.name}' ({scene.people} people, {scene.cameras} cameras, "
             f"{scene.frames} frames) into {folder} (once).")

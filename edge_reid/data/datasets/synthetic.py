@@ -2,7 +2,10 @@
 
 With no root, the default set is generated deterministically under
 ``cache_dir()/synthetic/<key>`` (the key hashes the parameters and generator version) the
-first time it is asked for; with a root, that Market-1501 tree is parsed as it is.
+first time it is asked for; its generator parameters (``num_ids``, ``images_per_id_per_cam``,
+... see :func:`~edge_reid.data.synthetic.dataset.default_params`) can be changed through the
+dataset's options (a config's ``data.options``). With a root, that Market-1501 tree is parsed
+as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from edge_reid.data import DATASETS
 from edge_reid.data.datasets.base import PathLike
 from edge_reid.data.datasets.market1501 import Market1501
 from edge_reid.data.synthetic.dataset import default_params, generate_dataset, params_key, read_manifest
+from edge_reid.errors import InvalidInputError
 from edge_reid.utils.paths import cache_dir
 
 
@@ -39,5 +43,13 @@ class SyntheticDataset(Market1501):
     name = "synthetic"
     display_name = "Synthetic (Market-1501 layout)"
 
-    def __init__(self, root: Optional[PathLike] = None, verbose: bool = True, **_: Any) -> None:
-        super().__init__(root=default_root() if root is None else root, verbose=verbose)
+    def __init__(self, root: Optional[PathLike] = None, verbose: bool = True, **generator: Any) -> None:
+        known = default_params()
+        unknown = sorted(set(generator) - set(known))
+        if unknown:
+            raise InvalidInputError(f"The synthetic dataset does not take the option(s) {unknown}; "
+                                    f"its options are its generator's parameters {sorted(known)}.")
+        if generator and root is not None:
+            raise InvalidInputError("Synthetic generator options apply to the generated set only; "
+                                    f"{root} is parsed as it is (drop data.root or the options).")
+        super().__init__(root=default_root(**generator) if root is None else root, verbose=verbose)

@@ -8,10 +8,17 @@ cameras with their own lighting, background, viewpoint, blur and occlusion.
 from edge_reid.data.synthetic.dataset import GENERATOR_VERSION, default_params, generate_dataset
 from edge_reid.data.synthetic.identity import Identity, sample_identity
 from edge_reid.data.synthetic.scene import SCENES, Scene, load_scene
-from edge_reid.data.synthetic.video import enrolment_images, scene_identities, write_multicam_video, write_scene_video
+from edge_reid.data.synthetic.video import (
+    SCENE_GENERATOR_VERSION,
+    enrolment_images,
+    scene_identities,
+    write_multicam_video,
+    write_scene_video,
+)
 
 __all__ = [
     "GENERATOR_VERSION",
+    "SCENE_GENERATOR_VERSION",
     "Identity",
     "SCENES",
     "Scene",

@@ -75,14 +75,20 @@ def _colour(rng: np.random.Generator, exclude: Optional[RGB] = None) -> RGB:
     return PALETTE[name]
 
 
-def identity_rng(seed: int, pid: int) -> np.random.Generator:
-    """The generator of identity ``pid`` under ``seed`` (independent of sampling order)."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed), 1, int(pid)]))
+#: The two populations of people (seed-sequence tags): the ReID datasets' (training and test ids)
+#: and the stream scenes'. Scene person ``p`` is never dataset person ``p``, so a stream is
+#: measured on people no synthetic training set holds.
+DATASET_PEOPLE, SCENE_PEOPLE = 1, 9
 
 
-def sample_identity(seed: int, pid: int) -> Identity:
-    """Sample identity ``pid`` deterministically from ``seed``."""
-    rng = identity_rng(seed, pid)
+def identity_rng(seed: int, pid: int, population: int = DATASET_PEOPLE) -> np.random.Generator:
+    """The generator of identity ``pid`` of ``population`` under ``seed`` (independent of sampling order)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(population), int(pid)]))
+
+
+def sample_identity(seed: int, pid: int, population: int = DATASET_PEOPLE) -> Identity:
+    """Sample identity ``pid`` of ``population`` (:data:`DATASET_PEOPLE` or :data:`SCENE_PEOPLE`) from ``seed``."""
+    rng = identity_rng(seed, pid, population)
     top = _colour(rng)
     carried = rng.random(3)
     return Identity(

@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 
 from edge_reid.data.synthetic.cameras import VIEWS, Camera, apply_lighting, make_camera, muted_colour, render_scene
-from edge_reid.data.synthetic.dataset import GENERATOR_VERSION
-from edge_reid.data.synthetic.identity import PALETTE, Identity, sample_identity
+from edge_reid.data.synthetic.identity import PALETTE, SCENE_PEOPLE, Identity, sample_identity
 from edge_reid.data.synthetic.mot import MOT_FOLDER, write_mot_ground_truth
 from edge_reid.data.synthetic.render import CROP_SIZE, draw_scaled, render_crop, scene_for
 from edge_reid.data.synthetic.scene import LOOKALIKE_DETAILS, Scene, load_scene, plan_visits
@@ -29,12 +28,15 @@ from edge_reid.errors import InvalidInputError
 from edge_reid.utils.atomic import atomic_write_json
 
 VIDEO_MANIFEST = "synthetic_video.json"
+#: bump whenever a change alters the rendered scenes (part of their cache folder names).
+#: 2: the people come from their own population (identity.SCENE_PEOPLE), not the datasets' ids.
+SCENE_GENERATOR_VERSION = "2"
 FOURCC, SUFFIX = "mp4v", ".mp4"  # writes and reads back with opencv-python-headless
 
 
 def scene_identities(scene: Scene) -> Dict[int, Identity]:
     """Every person of ``scene``; person ``2k + 2`` of a look-alike pair copies ``2k + 1`` but one detail."""
-    idents = {p: sample_identity(scene.seed, p) for p in range(1, scene.people + 1)}
+    idents = {p: sample_identity(scene.seed, p, SCENE_PEOPLE) for p in range(1, scene.people + 1)}
     for k in range(scene.lookalike_pairs):
         a, b = 2 * k + 1, 2 * k + 2
         base = idents[a]
@@ -140,7 +142,7 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
                                scene.frames, (width, height), scene.fps)
         atomic_write_json(root / VIDEO_MANIFEST, {
             "generator": "edge_reid.data.synthetic.video",
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": SCENE_GENERATOR_VERSION,
             "scene": scene.to_dict(),
             "params": {"num_people": scene.people, "num_cams": scene.cameras, "seed": scene.seed,
                        "frames": scene.frames, "size": [width, height], "fps": scene.fps},
@@ -207,7 +209,7 @@ def enrolment_images(identity_ids: Sequence[int], seed: int = 0, n: int = 4,
     cams = [make_camera(seed, 50 + k) for k in range(2)]
     scenes = [scene_for(c, size) for c in cams]
     for pid in identity_ids:
-        ident = identities[int(pid)] if identities else sample_identity(seed, int(pid))
+        ident = identities[int(pid)] if identities else sample_identity(seed, int(pid), SCENE_PEOPLE)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), 6, int(pid)]))
         crops = []
         for k in range(n):
