@@ -4,20 +4,16 @@ The interpreter (``TRITON_INTERPRET=1``) checks the kernels' arithmetic but not 
 compiler sees: unsupported tile shapes, type mismatches in loops, shared memory beyond the
 device's limit, registers spilled to local memory. Triton can compile for a named target
 (``GPUTarget("cuda", arch, 32)``) without a driver, down to the cubin that ``ptxas`` emits, and
-``cuobjdump`` (shipped with Triton) reads its register and stack use back. This module records the
-kernel launches the real wrappers make (so argument types come from the code that launches them,
-not from a hand-kept copy; see ``kernels.launches``), then compiles each launch for every autotune
-configuration.
+``cuobjdump`` (shipped with Triton) reads its register and stack use back
+(``kernels.compile_check_cubin``). This module records the kernel launches the real wrappers make
+(so argument types come from the code that launches them, not from a hand-kept copy; see
+``kernels.launches``), then compiles each launch for every autotune configuration.
 
     python benchmarks/compile_kernels.py --arch sm90 sm87
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -27,6 +23,8 @@ import torch
 
 from edge_reid.errors import InvalidInputError, MissingDependencyError
 from kernels._triton_utils import HAS_TRITON, interpreting
+# reading a cubin back lives in compile_check_cubin; its names stay importable from here
+from kernels.compile_check_cubin import SASS_OPCODES, resource_usage, sass_counts
 from kernels.launches import Launch, recording
 
 #: Named targets -> CUDA compute capability (major * 10 + minor).
@@ -172,52 +170,6 @@ def _config_label(config: Any) -> str:
 def _launch_dtype(launch: Launch) -> str:
     first = next(a for a in launch.args if isinstance(a, torch.Tensor))
     return _TRITON_TYPES[first.dtype]
-
-
-def _cuobjdump(cubin: bytes, flag: str) -> Optional[str]:
-    """cuobjdump's output for a cubin (``--dump-resource-usage``, ``--dump-sass``), None without the tool."""
-    import triton
-
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    if not os.path.exists(tool):
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "kernel.cubin")
-        with open(path, "wb") as fh:
-            fh.write(cubin)
-        return subprocess.run([tool, flag, path], capture_output=True, text=True).stdout
-
-
-#: SASS opcodes counted per build: Hopper's warpgroup MMA (wgmma), the warp-level mma.sync
-#: fallback, the waits on outstanding wgmma groups, and asynchronous global->shared copies
-#: (cp.async LDGSTS, TMA UTMALDG).
-SASS_OPCODES = {"hgmma": r"\bHGMMA\.", "hmma": r"\bHMMA\.", "gmma_waits": r"\bWARPGROUP\.DEPBAR\b",
-                "async_copies": r"\b(?:LDGSTS|UTMALDG)\b"}
-
-
-def sass_counts(cubin: bytes) -> Dict[str, Optional[int]]:
-    """Instruction counts of :data:`SASS_OPCODES` in a cubin's SASS (None each without cuobjdump).
-
-    HGMMA > 0 and HMMA == 0 means every tensor-core dot became wgmma; the ratio of HGMMA to
-    waits is how many are issued back to back before the program waits for them."""
-    sass = _cuobjdump(cubin, "--dump-sass")
-    if sass is None:
-        return {k: None for k in SASS_OPCODES}
-    return {k: len(re.findall(pattern, sass)) for k, pattern in SASS_OPCODES.items()}
-
-
-def resource_usage(cubin: bytes) -> Tuple[Optional[int], Optional[int]]:
-    """(registers per thread, stack + local bytes per thread) of a cubin, read with cuobjdump."""
-    out = _cuobjdump(cubin, "--dump-resource-usage")
-    if out is None:
-        return None, None
-    regs = re.search(r"REG:(\d+)", out)
-    stack = re.search(r"STACK:(\d+)", out)
-    local = re.search(r"LOCAL:(\d+)", out)
-    if not regs:
-        return None, None
-    spill = (int(stack.group(1)) if stack else 0) + (int(local.group(1)) if local else 0)
-    return int(regs.group(1)), spill
 
 
 def compile_launch(launch: Launch, config: Any, arch: int) -> BuildReport:

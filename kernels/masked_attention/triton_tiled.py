@@ -29,6 +29,8 @@ import triton.language as tl
 
 from kernels.autotune import autotune, bucket, make_pruner
 from kernels.masked_attention.triton_common import skip_before_hopper
+# the tile rules (host side) live in triton_tiled_rules; the pruners below are built from them
+from kernels.masked_attention.triton_tiled_rules import _fits, _fits_dkv, _programs, _shared_bytes
 
 LOG2E = 1.4426950408889634
 
@@ -55,31 +57,6 @@ _DKV_CONFIGS = [
 ]
 # Interpreter: few, larger tiles (its cost is per operation); still several tiles on the test shapes.
 _CPU_CONFIG = dict(BLOCK_M=32, BLOCK_N=32, BLOCK_C=64, BLOCK_DV=64, num_warps=4, num_stages=1)
-
-
-def _shared_bytes(meta: dict, elem: int) -> int:
-    """Estimated shared memory of one program: the pipelined Q and K tiles and one output-sized
-    buffer (within ~40% of what the compile check reads for sm_90 at the spec shapes)."""
-    pipelined = meta["num_stages"] * (meta["BLOCK_M"] + meta["BLOCK_N"]) * meta["BLOCK_C"]
-    return elem * (pipelined + meta["BLOCK_M"] * meta["BLOCK_DV"])
-
-
-def _programs(meta: dict, args: dict) -> int:
-    n, c, b = int(args["N"]), int(args["C"]), int(args["X"].shape[0])
-    return triton.cdiv(n, meta["BLOCK_M"]) * triton.cdiv(c, meta["BLOCK_DV"]) * b
-
-
-def _fits(meta: dict, args: dict) -> bool:
-    """Value tile 128 for C <= 128 (256 would waste 2-10x of the PV work), 256 above (logits
-    once per query block); channel tile no wider than C's next power of two (>= 32)."""
-    c = int(args["C"])
-    return meta["BLOCK_DV"] == (128 if c <= 128 else 256) and meta["BLOCK_C"] <= bucket(c, 32)
-
-
-def _fits_dkv(meta: dict, args: dict) -> bool:
-    """:func:`_fits`, and 64-key tiles for 16-bit inputs (wgmma), 32-key tiles for float32 (no spill)."""
-    half = args["X"].element_size() == 2
-    return _fits(meta, args) and (meta["BLOCK_N"] == 64) == half
 
 
 #: Not timed in float32: they spill there (compile check, sm_90).
