@@ -231,3 +231,24 @@ def test_open_set_threshold_is_a_quantile_of_leave_one_out_scores():
     noisy = np.concatenate([c + 0.8 * rng.standard_normal((5, DIM)) for c in centres])
     assert open_set_threshold(noisy, owners, 0.05) < low
     assert open_set_threshold(vectors[::5], owners[::5]) is None  # one image per identity: nothing to learn from
+
+
+@pytest.mark.parametrize("margin, remembered", [(0.0, True), (0.1, False)])
+def test_an_ambiguous_finished_track_does_not_teach_its_identity_a_look_alike(margin, remembered):
+    """p1 and p2 look alike; a track between them (cosine 0.87 to p1, 0.84 to p2) is assigned p1.
+    With a memory margin of 0.1 its aggregate is not added to p1 (which would move p1 towards
+    p2's look); a clear track of p1 (0.99 vs 0.34) is remembered either way."""
+    p1, p2 = _unit(1, 0.25), _unit(0.25, 1)
+    gallery = _gallery(p1, p2)
+    assigner = IdentityAssigner(gallery, new_identities=False, memory_observations=4, memory_margin=margin)
+    track = _Track("cam1", 0)
+    track.set(_unit(1, 0.95), 0)
+    assigner.update("cam1", 0, [track])
+    assert track.identity == 1
+    assigner.update("cam1", 5, [])  # the track is no longer active: it is remembered, or not
+    assert (len(gallery.vectors) == 3) is remembered
+    confident = _Track("cam2", 1)
+    confident.set(_unit(1, 0.1), 6)  # p1 clearly: remembered under either setting
+    assigner.update("cam2", 6, [confident])
+    assigner.update("cam2", 12, [])
+    assert len(gallery.vectors) == (4 if remembered else 3)

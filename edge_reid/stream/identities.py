@@ -15,6 +15,9 @@ Hungarian assignment (scipy's ``linear_sum_assignment``) that maximises the summ
   ``new_identities`` an unknown track with ``min_observations`` crops and ``min_quality`` weight
   becomes a new identity, enrolled from (and refined by) its aggregate. A track that had an
   identity keeps it rather than falling back to unknown.
+- memory: a track that stops being active adds its aggregate to its identity (with
+  ``memory_observations`` crops; with ``memory_margin``, only if that identity beat every other
+  by the margin, so a look-alike's track does not teach an identity the look-alike's appearance).
 
 Tracks are duck-typed: ``camera_id``, ``last_frame``, ``identity``, ``owns_identity``, ``score``,
 ``observations``, ``weight_sum``, ``aggregate()`` and a ``pending`` dict (see pipeline.TrackState).
@@ -55,7 +58,7 @@ class IdentityAssigner:
     def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.05, switch_after: int = 3,
                  active_gap: int = 2, min_observations: int = 4, min_quality: float = 1.0,
                  new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0,
-                 centring: Optional[Any] = None) -> None:
+                 centring: Optional[Any] = None, memory_margin: float = 0.0) -> None:
         if scope not in SCOPES:
             raise InvalidInputError(f"Unknown identity scope '{scope}'; choose {' or '.join(SCOPES)}.")
         self.gallery, self.scope, self.stickiness = gallery, scope, float(stickiness)
@@ -63,6 +66,7 @@ class IdentityAssigner:
         self.min_observations, self.min_quality = int(min_observations), float(min_quality)
         self.new_identities, self.assign_after = bool(new_identities), max(1, int(assign_after))
         self.memory_observations = int(memory_observations)
+        self.memory_margin = float(memory_margin)
         self.centring = centring  # a domain.CameraCentring: tracks are matched minus their camera's mean
         self.latest: Dict[str, int] = {}
         self._was_active: Dict[int, Any] = {}
@@ -145,9 +149,20 @@ class IdentityAssigner:
                 continue
             del self._was_active[key]
             if t.identity is not None and not t.owns_identity and t.observations >= self.memory_observations \
-                    and t.identity in self.gallery.identities:
+                    and t.identity in self.gallery.identities and self._unambiguous(t):
                 self.gallery.add_embeddings(t.identity, self.vector(t))
         self._was_active.update(now)
+
+    def _unambiguous(self, t: Any) -> bool:
+        """``t``'s identity beats every other identity by ``memory_margin`` (so a look-alike's
+        track does not teach its identity the look-alike's appearance)."""
+        if self.memory_margin <= 0:
+            return True
+        ids, sims = self.gallery.scores(self.vector(t)[None], use_index=False)
+        own = ids == t.identity
+        if not own.any() or own.all():
+            return True
+        return float(sims[0][own].max() - sims[0][~own].max()) >= self.memory_margin
 
     def _may_create(self, t: Any) -> bool:
         return (self.new_identities and t.observations >= self.min_observations

@@ -60,7 +60,7 @@ class StreamPipeline:
                                          switch_after=cfg.switch_after, min_observations=cfg.min_observations,
                                          min_quality=cfg.min_quality, new_identities=cfg.new_identities,
                                          memory_observations=cfg.memory_observations,
-                                         centring=self.centring)
+                                         centring=self.centring, memory_margin=cfg.memory_margin)
         self.tracks: Dict[Tuple[str, int], TrackState] = {}       # (camera, pipeline track id)
         self._live: Dict[Tuple[str, int], TrackState] = {}        # (camera, tracker id) -> segment
         self._next_track: Dict[str, int] = {}

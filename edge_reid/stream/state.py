@@ -28,6 +28,7 @@ class StreamConfig:
     stickiness: float = 0.05         # added to a track's current identity's score in the assignment
     switch_after: int = 3            # assignments in a row another identity must win before a track switches
     memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
+    memory_margin: float = 0.0       # ... if its identity beats every other by this cosine margin
     camera_centring: bool = False    # match tracks minus their camera's running mean embedding (domain.py)
     centring_min_count: int = 300    # crops a camera embeds before its mean is subtracted
     max_overlap: float = 0.05        # crops overlapping another detection by this IoU are not folded in
