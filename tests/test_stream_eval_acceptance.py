@@ -7,11 +7,12 @@ re-entries) rendered once; background-subtraction detector. ``EDGE_REID_TEST_EMB
 another embedder file to use instead. The floors come from the measurement of the pipeline with
 the appearance tracker, per-track one-to-one identity assignment and the calibrated open-set
 threshold (issue 19's second round) and the detection recovery (coasting, edge slivers, stacked
-pieces; fourth round), with the main job's ``model_int8_cpu.onnx`` (2-core CPU, shared):
-cross-camera IDF1 0.842, per-camera HOTA 0.620-0.757, MOTA 0.811-0.965 (README, "Camera streams
-measured like a tracker"; the second round measured 0.779, HOTA 0.518-0.714, MOTA 0.637-0.910,
-the first round 0.659, HOTA 0.390-0.673, MOTA 0.599-0.892). They sit a little below it; they
-are quality floors, not speed limits.
+pieces; fourth round), on the scene generator's version 2 (its people are not the synthetic
+dataset's, so the embedder has never seen them), with the main job's ``model_int8_cpu.onnx``
+(2-core CPU): cross-camera IDF1 0.769, per-camera HOTA 0.591-0.741, MOTA 0.808-0.976 (README,
+"Camera streams measured like a tracker"; the stream embedder of
+``train/configs/visnet_synthetic_stream.yaml`` measured 0.822, HOTA 0.595-0.740, MOTA
+0.801-0.976). They sit a little below it; they are quality floors, not speed limits.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 #: measured: see the module docstring; floors a little below the measurement
-FLOORS = {"cross_camera_IDF1": 0.79, "per_camera_HOTA": 0.58, "per_camera_MOTA": 0.76}
+FLOORS = {"cross_camera_IDF1": 0.74, "per_camera_HOTA": 0.56, "per_camera_MOTA": 0.77}
 
 
 def _embedder(tmp_path: Path) -> Path:
