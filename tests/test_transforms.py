@@ -173,3 +173,19 @@ def test_stream_config_trains_the_quick_visnet_with_camera_style() -> None:
     assert augment.pop("camera_style") and augment == quick["data"]["augment"]  # only the augmentation differs
     transform = build_train_transform(SIZE, **augment_options(stream["data"]["augment"]))
     assert any(isinstance(step, CameraStyle) for step in transform.transforms)
+
+
+def test_stream_config_trains_on_people_the_default_set_does_not_hold() -> None:
+    """The build evaluates on the default set's test ids: the stream embedder must not have trained on them."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from edge_reid.data.synthetic import default_params, sample_identity
+    from edge_reid.engine.config import load_config
+
+    stream = load_config(Path(__file__).resolve().parents[1] / "train" / "configs" / "visnet_synthetic_stream.yaml")
+    mine, default = {**default_params(), **stream["data"]["options"]}, default_params()
+    assert mine["num_ids"] > default["num_ids"]
+    default_people = {replace(sample_identity(default["seed"], p), pid=0) for p in range(1, default["num_ids"] + 1)}
+    assert not any(replace(sample_identity(mine["seed"], p), pid=0) in default_people
+                   for p in range(1, mine["num_ids"] + 1))
