@@ -127,3 +127,16 @@ def test_relative_imports_are_resolved() -> None:
     names = _imported_modules(source, "edge_reid.data.datasets")
     assert names == ["edge_reid.data.loader", "edge_reid.data.loader.read_image", "edge_reid", "edge_reid.bench",
                      "edge_reid.data.datasets.base", "edge_reid.data.datasets.base.X", "numpy"]
+
+
+def test_tests_import_their_helpers_as_siblings() -> None:
+    """CI runs plain ``pytest`` (rootdir-relative imports): ``tests/`` is on sys.path, the repository
+    root is not, so ``import tests.x`` only works under ``python -m pytest``. Helpers are imported
+    as ``from scripts import ...``."""
+    offenders = []
+    for path in sorted((REPO / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n == "tests" or n.startswith("tests.")]
+    assert not offenders, offenders
