@@ -159,3 +159,18 @@ def test_an_unknown_qat_start_is_one_sentence(tmp_path: Path) -> None:
     meta = ModelMeta(model="convbn", input_size=SIZE, embedding_dim=24, num_ids=0)
     with pytest.raises(InvalidInputError, match="Unknown QAT start 'everything'; choose ptq or all."):
         plan_qat(meta, None, images(4, 0), overrides={"start": "everything"})
+
+
+def test_qat_trains_on_the_set_the_checkpoint_was_trained_on() -> None:
+    """A config's data.options (here a generated synthetic set's parameters) pick QAT's training crops too."""
+    from edge_reid.data import build_dataset
+    from edge_reid.deploy.int8 import calibration_from_paths
+    from edge_reid.deploy.qat_plan import training_crops
+    from edge_reid.errors import InvalidInputError
+
+    options = dict(num_ids=6, num_cams=2, images_per_id_per_cam=2, num_distractors=2, num_junk=1, seed=3)
+    train = [r.path for r in build_dataset("synthetic", verbose=False, **options).train]
+    crops = training_crops("synthetic", None, SIZE, 4, "the checkpoint", options)
+    assert np.array_equal(crops, calibration_from_paths(train, SIZE, 4))
+    with pytest.raises(InvalidInputError, match="num_people"):
+        training_crops("synthetic", None, SIZE, 4, "the checkpoint", {"num_people": 3})

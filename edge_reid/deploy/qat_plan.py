@@ -15,15 +15,16 @@ from edge_reid.metadata import ModelMeta
 
 
 def training_crops(dataset: Optional[str], root: Optional[str], input_size: Tuple[int, int], limit: int,
-                   source: str) -> np.ndarray:
-    """Up to ``limit`` pre-processed crops of ``dataset``'s training split, or one clear error."""
+                   source: str, options: Optional[Dict[str, Any]] = None) -> np.ndarray:
+    """Up to ``limit`` pre-processed crops of ``dataset``'s training split (built with the training
+    config's ``data.options``, e.g. a generated synthetic set's parameters), or one clear error."""
     from edge_reid.data import build_dataset
     from edge_reid.deploy.int8 import calibration_from_paths
 
     if not dataset:
         raise InvalidInputError(f"QAT needs the training data of {source}, which names no dataset.")
     try:
-        ds = build_dataset(dataset, root=root, verbose=False)
+        ds = build_dataset(dataset, root=root, verbose=False, **dict(options or {}))
         paths = [r.path for r in ds.train]
     except Exception as exc:  # a missing folder, an unknown name: the data is not available here
         raise InvalidInputError(f"QAT needs the training data of {source} (dataset '{dataset}'), which is not "
@@ -69,5 +70,6 @@ def plan_qat(meta: ModelMeta, checkpoint: Optional[Path], calibration: Optional[
     data = config.get("data") or {}
     source = f"checkpoint {checkpoint}" if checkpoint else f"the untrained '{meta.model}'"
     dataset = data.get("dataset") or (meta.dataset if checkpoint and meta.dataset not in ("unknown", "") else None)
-    images = training_crops(dataset, data.get("root"), meta.input_size, settings.images, source)
+    images = training_crops(dataset, data.get("root"), meta.input_size, settings.images, source,
+                            data.get("options"))
     return QatPlan(settings, images, str(dataset))
