@@ -60,8 +60,8 @@ class CameraTracker:
                             minimum_consecutive_frames=max(1, int(min_frames)),
                             minimum_iou_threshold=min_iou, high_conf_det_threshold=high)
 
-    def update(self, detections: Detections, embeddings: Any = None, support: Any = None) -> List[Tuple[int, int]]:
-        """Associate this frame's detections (boxes and scores; ``embeddings`` and ``support`` are not used)."""
+    def update(self, detections: Detections, embeddings: Any = None) -> List[Tuple[int, int]]:
+        """Associate this frame's detections (boxes and scores; ``embeddings`` are not used)."""
         n = len(detections)
         dets = self._sv.Detections(xyxy=detections.boxes.astype(np.float32).reshape(-1, 4),
                                    confidence=detections.scores.astype(np.float32).reshape(-1),
