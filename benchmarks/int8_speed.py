@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 import tempfile
 import time
@@ -123,8 +124,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     store = out / "int8_speed.json"
     rows: List[Dict[str, Any]] = json.loads(store.read_text()) if store.is_file() else []
     extra_ops = tuple(v.strip() for v in args.extra_ops.split(",") if v.strip())
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    bad = [t for t in sizes if t != "bench" and not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", t.lower())]
+    if bad:
+        parser.error(f"--sizes takes 'bench' or HxW (e.g. 256x128), got {', '.join(bad)}")
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        for text in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        for text in sizes:
             size = None if text == "bench" else tuple(int(v) for v in text.lower().split("x"))
             try:
                 row = measure(model, size, args.iters, args.rounds, extra_ops=extra_ops)
