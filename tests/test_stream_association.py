@@ -192,7 +192,7 @@ def test_one_identity_per_person_across_cameras_unless_views_overlap(scope, expe
 
 def test_an_identity_freed_by_an_ended_track_can_be_taken():
     gallery = _gallery(A, B)
-    assigner = IdentityAssigner(gallery, new_identities=False, active_gap=2)
+    assigner = IdentityAssigner(gallery, new_identities=False, active_gap=2, stickiness=0.05)  # p1 wins by 0.07
     t1, t2 = _Track("cam1", 0), _Track("cam1", 1)
     t1.set(A, 0)
     t2.set(_unit(1, 0.9), 0)

@@ -167,3 +167,26 @@ def test_colour_histogram_is_not_enough(tmp_path: Path) -> None:
     masked = float(cmc[0])
     assert masked > 3 * chance  # identities are consistent across cameras, not noise
     assert colour_histogram(ds.query[0].path).shape == (64 * 8,)
+
+
+def test_lookalike_fraction_pairs_ids_that_differ_in_one_detail(tmp_path: Path) -> None:
+    from edge_reid.data.datasets.synthetic import SyntheticDataset
+    from edge_reid.data.synthetic.dataset import _person, params_key
+
+    pairs = [p for p in range(2, 41, 2) if _person(3, p, 1.0, 20) != sample_identity(3, p)]
+    assert pairs == [p for p in range(2, 41, 2) if p != 20 + 1], "every even id but across the split boundary"
+    for p in pairs:
+        a, b = sample_identity(3, p - 1).to_dict(), _person(3, p, 1.0, 20).to_dict()
+        assert len([k for k in a if a[k] != b[k] and k != "pid"]) == 1
+    assert _person(3, 3, 1.0, 20) == sample_identity(3, 3)  # odd ids are themselves
+    half = sum(_person(3, p, 0.5, 200) != sample_identity(3, p) for p in range(2, 401, 2))
+    assert 60 <= half <= 140
+    root = generate_dataset(tmp_path / "twins", seed=3, lookalike_fraction=1.0, **SMALL)
+    manifest = json.loads((root / "synthetic.json").read_text())
+    assert manifest["params"]["lookalike_fraction"] == 1.0
+    plain = {k: v for k, v in manifest["params"].items() if k != "lookalike_fraction"}
+    assert manifest["key"] != params_key(plain), "a look-alike set is cached apart from the plain one"
+    with pytest.raises(InvalidInputError, match="look-alike fraction"):
+        generate_dataset(tmp_path / "bad", seed=3, lookalike_fraction=1.5, **SMALL)
+    with pytest.raises(InvalidInputError, match="does not take"):
+        SyntheticDataset(verbose=False, lookalike=0.5)

@@ -55,8 +55,8 @@ def assign_one_to_one(scores: np.ndarray, unknown: Sequence[float]) -> List[Opti
 class IdentityAssigner:
     """Assigns gallery identities to live tracks (see the module docstring)."""
 
-    def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.05, switch_after: int = 3,
-                 active_gap: int = 2, min_observations: int = 4, min_quality: float = 1.0,
+    def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.2, switch_after: int = 3,
+                 active_gap: int = 2, min_observations: int = 20, min_quality: float = 1.0,
                  new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0,
                  centring: Optional[Any] = None, memory_margin: float = 0.0) -> None:
         if scope not in SCOPES:

@@ -16,7 +16,8 @@ class StreamConfig:
     """Knobs of the loop (defaults chosen for 10-30 FPS cameras and people 100+ pixels tall)."""
 
     embed_interval: int = 1          # embed a track's crop every N-th frame it is seen
-    min_observations: int = 4        # embedded crops before an unmatched track becomes an identity
+    min_observations: int = 20       # embedded crops before an unmatched track becomes an identity (2 s at 10 FPS:
+    #                                  a fragment of a crossing does not become a person; README, camera streams)
     min_quality: float = 1.0         # summed quality weight needed for that
     new_identities: bool = True      # unmatched confident tracks become new identities
     min_crop_height: int = 24        # smaller boxes are tracked but not embedded
@@ -25,7 +26,7 @@ class StreamConfig:
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
     identity_scope: str = "all"      # one-to-one over all cameras' live tracks ("camera": per camera)
-    stickiness: float = 0.05         # added to a track's current identity's score in the assignment
+    stickiness: float = 0.2          # added to a track's current identity's score in the assignment
     switch_after: int = 3            # assignments in a row another identity must win before a track switches
     memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
     memory_margin: float = 0.0       # ... if its identity beats every other by this cosine margin

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Optional
 from edge_reid.data import DATASETS
 from edge_reid.data.datasets.base import PathLike
 from edge_reid.data.datasets.market1501 import Market1501
-from edge_reid.data.synthetic.dataset import default_params, generate_dataset, params_key, read_manifest
+from edge_reid.data.synthetic.dataset import OPTIONAL_PARAMS, default_params, generate_dataset, params_key, read_manifest
 from edge_reid.errors import InvalidInputError
 from edge_reid.utils.paths import cache_dir
 
@@ -44,7 +44,7 @@ class SyntheticDataset(Market1501):
     display_name = "Synthetic (Market-1501 layout)"
 
     def __init__(self, root: Optional[PathLike] = None, verbose: bool = True, **generator: Any) -> None:
-        known = default_params()
+        known = {**default_params(), **OPTIONAL_PARAMS}
         unknown = sorted(set(generator) - set(known))
         if unknown:
             raise InvalidInputError(f"The synthetic dataset does not take the option(s) {unknown}; "

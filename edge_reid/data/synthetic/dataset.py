@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from edge_reid.data.synthetic.cameras import Camera, make_camera
-from edge_reid.data.synthetic.identity import sample_identity
+from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS, Identity, lookalike, sample_identity
 from edge_reid.data.synthetic.render import CROP_SIZE, draw_scaled, composite, finish, render_crop, scene_for
 from edge_reid.data.synthetic.writer import MANIFEST, staged_folder
 from edge_reid.errors import InvalidInputError
@@ -34,6 +34,10 @@ from edge_reid.utils.atomic import atomic_write_json, write_image
 GENERATOR_VERSION = "1"
 TRAIN_DIR, TEST_DIR, QUERY_DIR = "bounding_box_train", "bounding_box_test", "query"
 JPEG_QUALITY = 92
+
+
+#: generator parameters that default_params() leaves out (so the default set's key stays as it was)
+OPTIONAL_PARAMS: Dict[str, Any] = {"lookalike_fraction": 0.0}
 
 
 def default_params() -> Dict[str, Any]:
@@ -69,7 +73,7 @@ def validate_params(num_ids: int, num_cams: int, images_per_id_per_cam: int) -> 
 
 
 def _rng(seed: int, stream: int, *keys: int) -> np.random.Generator:
-    """Independent generator per (seed, stream, keys): 0 people, 1 distractors, 2 junk."""
+    """Independent generator per (seed, stream, keys): 0 people, 1 distractors, 2 junk, 3 look-alikes."""
     return np.random.default_rng(np.random.SeedSequence([int(seed), 3, int(stream), *[int(k) for k in keys]]))
 
 
@@ -82,6 +86,15 @@ def _save(root: Path, folder: str, stem: str, image: np.ndarray, mask: np.ndarra
     write_image(root / folder / f"{stem}.jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY], atomic=False)  # the folder is staged
     write_image(root / "masks" / folder / f"{stem}.png", mask, atomic=False)
+
+
+def _person(seed: int, pid: int, lookalike_fraction: float, num_train: int) -> Identity:
+    """Identity ``pid`` of the set: with ``lookalike_fraction`` odds an even ``pid`` is a look-alike of
+    ``pid - 1`` (never across the train / test boundary)."""
+    ident = sample_identity(seed, pid)
+    if pid % 2 or pid - 1 == num_train or not lookalike_fraction or _rng(seed, 3, pid).random() >= lookalike_fraction:
+        return ident
+    return lookalike(sample_identity(seed, pid - 1), ident, LOOKALIKE_DETAILS[(pid // 2) % len(LOOKALIKE_DETAILS)])
 
 
 def _distractor(seed: int, index: int, cam: Camera, scene: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -126,13 +139,20 @@ def generate_dataset(
     query_cams_per_id: int = 2,
     num_distractors: Optional[int] = None,
     num_junk: Optional[int] = None,
+    lookalike_fraction: float = 0.0,
 ) -> Path:
     """Write the synthetic set to ``out`` in the Market-1501 layout and return ``out``.
 
     ``out`` must be new, empty or an earlier synthetic folder (which is replaced). The
     folder is built beside ``out`` and renamed into place, so a reader never sees half a set.
+
+    ``lookalike_fraction``: each even id is, with this probability, a look-alike of the id before
+    it (identical but for one detail, as in the stream scenes), so that a model trained on the set
+    learns to tell such pairs apart and its test split has them among the gallery's people.
     """
     validate_params(num_ids, num_cams, images_per_id_per_cam)
+    if not 0.0 <= float(lookalike_fraction) <= 1.0:
+        raise InvalidInputError(f"The look-alike fraction must be within [0, 1], got {lookalike_fraction}.")
     num_distractors = num_ids if num_distractors is None else int(num_distractors)
     num_junk = num_ids // 2 if num_junk is None else int(num_junk)
     params = {
@@ -140,6 +160,8 @@ def generate_dataset(
         "images_per_id_per_cam": int(images_per_id_per_cam), "max_cams_per_id": int(max_cams_per_id),
         "query_cams_per_id": int(query_cams_per_id), "num_distractors": num_distractors, "num_junk": num_junk,
     }
+    if lookalike_fraction:  # only when used, so the keys (cache folders) of earlier sets stay as they were
+        params["lookalike_fraction"] = float(lookalike_fraction)
     out = Path(out).expanduser()
     cams = [make_camera(seed, c) for c in range(1, num_cams + 1)]
     scenes = [scene_for(c) for c in cams]
@@ -151,7 +173,7 @@ def generate_dataset(
             (root / "masks" / folder).mkdir(parents=True)
         test_pids: List[int] = []
         for pid in range(1, num_ids + 1):
-            ident = sample_identity(seed, pid)
+            ident = _person(seed, pid, float(lookalike_fraction), num_train)
             prng = _rng(seed, 0, pid)
             n_cams = int(prng.integers(2, max(2, min(max_cams_per_id, num_cams)) + 1))
             id_cams = sorted(int(c) for c in prng.choice(num_cams, size=n_cams, replace=False) + 1)

@@ -7,7 +7,7 @@ and body proportions: a raw colour histogram cannot solve the task, a trained CN
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -113,3 +113,23 @@ def sample_identity(seed: int, pid: int, population: int = DATASET_PEOPLE) -> Id
         hat=_colour(rng) if carried[2] < 0.2 else None,
         print_seed=int(rng.integers(2**31 - 1)),
     )
+
+
+#: Details that tell the two people of a look-alike pair apart (one is changed per pair).
+LOOKALIKE_DETAILS = ("backpack", "hat", "bag", "top_texture", "shoe_colour")
+
+
+def lookalike(base: Identity, other: Identity, detail: str) -> Identity:
+    """``base`` with ``other``'s pid and one ``detail`` (a LOOKALIKE_DETAILS name) changed: a person
+    told apart from ``base`` only by that detail. A carried item or hat is taken away when ``base``
+    has one, else given (``other``'s if it has one, else a red one)."""
+    if detail == "top_texture":
+        change = {"top_texture": "stripes" if base.top_texture != "stripes" else "checks"}
+    elif detail == "shoe_colour":
+        change = {"shoe_colour": PALETTE["white"] if base.shoe_colour != PALETTE["white"] else PALETTE["red"]}
+    elif detail in LOOKALIKE_DETAILS:
+        mine = getattr(base, detail)
+        change = {detail: None if mine is not None else (getattr(other, detail) or PALETTE["red"])}
+    else:
+        raise ValueError(f"unknown look-alike detail {detail!r}")
+    return replace(base, pid=other.pid, **change)

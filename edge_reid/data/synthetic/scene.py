@@ -18,14 +18,12 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
+from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS  # noqa: F401  (re-exported: what a pair differs in)
 from edge_reid.errors import InvalidInputError
 from edge_reid.registry import Registry
 
 #: Named scenes: ``easy``, ``default``, ``hard``.
 SCENES: Registry = Registry("scene")
-
-#: Details that tell the two people of a look-alike pair apart (one is changed per pair).
-LOOKALIKE_DETAILS = ("backpack", "hat", "bag", "top_texture", "shoe_colour")
 
 
 @dataclass(frozen=True)

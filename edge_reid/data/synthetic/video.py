@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 from edge_reid.data.synthetic.cameras import VIEWS, Camera, apply_lighting, make_camera, muted_colour, render_scene
-from edge_reid.data.synthetic.identity import PALETTE, SCENE_PEOPLE, Identity, sample_identity
+from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS, SCENE_PEOPLE, Identity, lookalike, sample_identity
 from edge_reid.data.synthetic.mot import MOT_FOLDER, write_mot_ground_truth
 from edge_reid.data.synthetic.render import CROP_SIZE, draw_scaled, render_crop, scene_for
-from edge_reid.data.synthetic.scene import LOOKALIKE_DETAILS, Scene, load_scene, plan_visits
+from edge_reid.data.synthetic.scene import Scene, load_scene, plan_visits
 from edge_reid.data.synthetic.writer import staged_folder
 from edge_reid.errors import InvalidInputError
 from edge_reid.utils.atomic import atomic_write_json
@@ -39,17 +39,7 @@ def scene_identities(scene: Scene) -> Dict[int, Identity]:
     idents = {p: sample_identity(scene.seed, p, SCENE_PEOPLE) for p in range(1, scene.people + 1)}
     for k in range(scene.lookalike_pairs):
         a, b = 2 * k + 1, 2 * k + 2
-        base = idents[a]
-        detail = LOOKALIKE_DETAILS[k % len(LOOKALIKE_DETAILS)]
-        other = idents[b]
-        if detail == "top_texture":
-            change = {"top_texture": "stripes" if base.top_texture != "stripes" else "checks"}
-        elif detail == "shoe_colour":
-            change = {"shoe_colour": PALETTE["white"] if base.shoe_colour != PALETTE["white"] else PALETTE["red"]}
-        else:  # carried item or hat: the twin has one when the original has none, and the other way round
-            mine = getattr(base, detail)
-            change = {detail: None if mine is not None else (getattr(other, detail) or PALETTE["red"])}
-        idents[b] = replace(base, pid=b, **change)
+        idents[b] = lookalike(idents[a], idents[b], LOOKALIKE_DETAILS[k % len(LOOKALIKE_DETAILS)])
     return idents
 
 
