@@ -161,3 +161,35 @@ def test_hog_detector_finds_a_standing_person_and_nothing_on_an_empty_scene() ->
     union = (b[2] - b[0]) * (b[3] - b[1]) + (truth[2] - truth[0]) * (truth[3] - truth[1]) - inter
     assert inter / union >= 0.5
     assert len(detector.detect(empty)) == 0
+
+
+def test_a_thermal_scene_camera_is_grey_and_streamed_as_infrared(tmp_path: Path, capsys) -> None:
+    from test_stream_infrared import two_stream_embedder
+
+    from edge_reid.stream.evaluate import EvalPlan, write_enrolment
+
+    scene = dataclasses.replace(TINY, name="night", lookalike_pairs=0, infrared=(2,))
+    assert "infrared" not in TINY.to_dict() and scene.key() != TINY.key()  # old scenes keep their cache keys
+    folder = write_scene_video(tmp_path / "night", scene)
+    spread = {}
+    for camera in ("cam1", "cam2"):
+        cap = cv2.VideoCapture(str(folder / f"{camera}.mp4"))
+        frames = [cap.read()[1] for _ in range(TINY.frames)]
+        cap.release()
+        spread[camera] = float(np.mean([np.ptp(f.astype(np.int16), axis=2).mean() for f in frames]))
+    assert spread["cam2"] < 3 < spread["cam1"], spread  # the thermal camera is grey; the visible one in colour
+    assert EvalPlan("night", folder / "mot", folder).infrared == ["cam2"]
+    write_enrolment(folder, scene)
+    model = two_stream_embedder(tmp_path / "two.onnx").path
+    out = tmp_path / "out"
+    assert main(["stream", "--eval", str(folder), "--model", str(model), "--out", str(out), "--threads", "1"]) == 0
+    assert "Infrared camera(s) cam2: their crops take the model's infrared path." in capsys.readouterr().out
+    assert (out / "metrics.json").is_file()
+    with pytest.raises(InvalidInputError, match="infrared cameras among 1-2"):
+        dataclasses.replace(TINY, infrared=(3,))
+    path = tmp_path / "ir.yaml"
+    path.write_text("people: 4\ncameras: 3\ninfrared: [3]\n")
+    assert load_scene(path).infrared == (3,)
+    path.write_text("people: 4\ncameras: 3\ninfrared: night\n")
+    with pytest.raises(InvalidInputError, match="'infrared' must be a list of integers"):
+        load_scene(path)

@@ -56,6 +56,7 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     if not model.is_file():
         raise InvalidInputError(f"Model file {model} does not exist.")
     specs = list(args.source)
+    infrared = set(args.infrared)
     enrol_from: Optional[Path] = None
     evaluation = None
     if args.eval:
@@ -65,6 +66,7 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
         if not args.gallery:  # a scene's own enrolment images (never saved back into the scene)
             enrol_from = evaluation.enrol_folder
         specs = evaluation.specs
+        infrared |= set(evaluation.infrared)  # a scene's thermal cameras (those played)
     if not specs:
         folder = synthetic_video()
         specs = synthetic_sources(folder)
@@ -79,14 +81,17 @@ def _run_locked(args: argparse.Namespace, out: Path, gallery_dir: Path) -> int:
     sources = open_sources(specs)
     names = {s.camera_id for s in sources}
     unknown = sorted(set(args.infrared) - names)
+    infrared &= names
     if unknown:
         raise InvalidInputError(f"--infrared names {', '.join(unknown)}, which is not a source; the sources are "
                                 f"{', '.join(sorted(names))} (name them with --source NAME=SOURCE).")
-    if args.infrared and "modality" not in embedder.meta.inputs:
-        print(f"Note: {embedder.meta.model} has one stream for every camera; --infrared changes nothing for it.")
+    if infrared:
+        print(f"Infrared camera(s) {', '.join(sorted(infrared))}: " + (
+            "their crops take the model's infrared path." if "modality" in embedder.meta.inputs else
+            f"{embedder.meta.model} has one stream for every camera, so they go through it like the visible ones."))
     check_camera_index(embedder.meta, camera_index, [s.camera_id for s in sources])
     config = StreamConfig(embed_interval=args.embed_interval, new_identities=not args.no_new_identities,
-                          infrared=set(args.infrared), camera_index=camera_index,
+                          infrared=infrared, camera_index=camera_index,
                           identity_scope="camera" if args.overlapping_cameras else "all",
                           tracker_kind=args.tracker or StreamConfig.tracker_kind,
                           camera_centring=args.camera_centring)

@@ -56,20 +56,29 @@ def thermal_identity(ident: Identity) -> Identity:
 
 def thermal_scene(camera: Camera, size: Tuple[int, int] = CROP_SIZE) -> np.ndarray:
     """The camera's scene as a cold, low-contrast, smooth grey image (3 equal channels)."""
-    scene = render_scene(camera, int(size[0] * 1.25), size[1] * 16)
+    return thermal_background(render_scene(camera, int(size[0] * 1.25), size[1] * 16))
+
+
+def thermal_background(scene: np.ndarray) -> np.ndarray:
+    """A visible RGB float background (or scenery) as a thermal camera sees it: cold, low-contrast, smooth."""
     grey = scene.mean(axis=2, keepdims=True) * 0.3 + 0.1
     grey = cv2.GaussianBlur(grey, (0, 0), 1.5)[..., None]
     return np.repeat(grey, 3, axis=2).astype(np.float32)
 
 
-def finish_infrared(img: np.ndarray, camera: Camera, rng: np.random.Generator) -> np.ndarray:
-    """Thermal sensor: grey, automatic gain, low resolution, column noise, grain -> uint8 RGB."""
+def finish_infrared(img: np.ndarray, camera: Camera, rng: np.random.Generator,
+                    sensor: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Thermal sensor: grey, automatic gain, low resolution, column noise, grain -> uint8 RGB.
+
+    ``sensor`` draws the gain, offset and blur (a video's frames share one: a generator seeded the
+    same for every frame); ``rng`` the grain (and the rest, without ``sensor``)."""
+    sensor = rng if sensor is None else sensor
     H, W = img.shape[:2]
     grey = img.mean(axis=2)
-    grey = grey * float(rng.uniform(0.85, 1.15)) + float(rng.uniform(-0.06, 0.06))
+    grey = grey * float(sensor.uniform(0.85, 1.15)) + float(sensor.uniform(-0.06, 0.06))
     small = cv2.resize(grey, (W // 2, H // 2), interpolation=cv2.INTER_AREA)
     grey = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
-    grey = cv2.GaussianBlur(grey, (0, 0), 0.6 + camera.blur * 0.5 + float(rng.uniform(0, 0.5)))
+    grey = cv2.GaussianBlur(grey, (0, 0), 0.6 + camera.blur * 0.5 + float(sensor.uniform(0, 0.5)))
     columns = np.random.default_rng(camera.scene_seed).normal(0, 0.015, size=(1, W)).astype(np.float32)
     grey = grey + columns + rng.normal(0, 0.02 + camera.noise, size=grey.shape).astype(np.float32)
     out = np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)

@@ -3,9 +3,10 @@
 A :class:`Scene` says who walks where and what makes the scene hard: how many people and
 cameras, how long, how often a person comes back (leaves a camera and re-enters one later),
 look-alike pairs (two people identical but for one detail), static scenery in front of the
-walkers (pillars, bins, planters), crowds (people entering together from both sides), and how
-strong each camera's colour cast is. Named scenes: ``easy`` (the original 4-walker video),
-``default`` and ``hard``; any other scene comes from a YAML file with the same fields.
+walkers (pillars, bins, planters), crowds (people entering together from both sides), how
+strong each camera's colour cast is, and which cameras are thermal (infrared). Named scenes:
+``easy`` (the original 4-walker video), ``default`` and ``hard``; any other scene comes from a
+YAML file with the same fields.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Scene:
     colour_cast: float = 1.0      # scale of each camera's white-balance deviation (1 = the dataset's)
     cross_min: float = 0.30       # a crossing lasts between these fractions of the video
     cross_max: float = 0.38
+    infrared: Tuple[int, ...] = ()  # cameras (1-based) that are thermal cameras (grey, people by heat: infrared.py)
 
     def __post_init__(self) -> None:
         checks = [(self.people >= 1, f"at least 1 person, got {self.people}"),
@@ -57,7 +59,9 @@ class Scene:
                   (0 <= self.reentry <= 1 and 0 <= self.crowd <= 1, "reentry and crowd fractions in [0, 1]"),
                   (0 <= 2 * self.lookalike_pairs <= self.people, f"at most people / 2 look-alike pairs, got "
                                                                   f"{self.lookalike_pairs} for {self.people} people"),
-                  (0.05 <= self.cross_min <= self.cross_max <= 1, "0.05 <= cross_min <= cross_max <= 1")]
+                  (0.05 <= self.cross_min <= self.cross_max <= 1, "0.05 <= cross_min <= cross_max <= 1"),
+                  (len(set(self.infrared)) == len(self.infrared) and all(1 <= c <= self.cameras for c in self.infrared),
+                   f"infrared cameras among 1-{self.cameras}, each once, got {list(self.infrared)}")]
         for ok, what in checks:
             if not ok:
                 raise InvalidInputError(f"Scene '{self.name}' needs {what}.")
@@ -65,6 +69,9 @@ class Scene:
     def to_dict(self) -> Dict[str, Any]:
         data = asdict(self)
         data["size"] = list(self.size)
+        data["infrared"] = list(self.infrared)
+        if not self.infrared:  # left out, so the cache keys of scenes without one stay as they were
+            del data["infrared"]
         return data
 
     @classmethod
@@ -74,8 +81,12 @@ class Scene:
         if unknown:
             raise InvalidInputError(f"Unknown scene field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
         data = dict(data)
-        if "size" in data:
-            data["size"] = tuple(int(v) for v in data["size"])
+        for key in ("size", "infrared"):
+            if key in data:
+                try:
+                    data[key] = tuple(int(v) for v in (data[key] or ()))
+                except (TypeError, ValueError):
+                    raise InvalidInputError(f"Scene field '{key}' must be a list of integers, got {data[key]!r}.") from None
         return cls(**data)
 
     def key(self) -> str:

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edge_reid.data.synthetic.cameras import VIEWS, Camera, apply_lighting, make_camera, muted_colour, render_scene
+from edge_reid.data.synthetic.infrared import finish_infrared, thermal_background, thermal_identity
 from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS, SCENE_PEOPLE, Identity, lookalike, sample_identity
 from edge_reid.data.synthetic.mot import MOT_FOLDER, write_mot_ground_truth
 from edge_reid.data.synthetic.render import CROP_SIZE, draw_scaled, render_crop, scene_for
@@ -95,15 +96,18 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
     out = Path(out_dir).expanduser()
     visits = plan_visits(scene)
     idents = scene_identities(scene)
+    thermal_idents = {pid: thermal_identity(ident) for pid, ident in idents.items()}
     scale = height / 360.0
     records: List[Dict[str, Any]] = []
     files = []
     with staged_folder(out, VIDEO_MANIFEST) as root:
         for cam_index in range(1, scene.cameras + 1):
             camera = scene_camera(scene, cam_index)
-            background = apply_lighting(render_scene(camera, height, width), camera)
+            thermal = cam_index in scene.infrared
+            look = thermal_background if thermal else (lambda image: apply_lighting(image, camera))  # noqa: E731
+            background = look(render_scene(camera, height, width))
             front, front_mask = scenery(scene, cam_index, height, width)
-            front = apply_lighting(front, camera)
+            front = look(front)
             front_alpha = front_mask.astype(np.float32)[..., None] / 255.0
             if scene.occluders:
                 background = background * (1 - front_alpha) + front * front_alpha
@@ -114,7 +118,8 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
             mine = [v for v in visits if v["cam"] == cam_index]
             try:
                 for t in range(scene.frames):
-                    frame, boxes = _render_frame(background, camera, mine, idents, t, scale, width, height)
+                    frame, boxes = _render_frame(background, None if thermal else camera, mine,
+                                                 thermal_idents if thermal else idents, t, scale, width, height)
                     owners = boxes.pop("_owners")
                     if scene.occluders:
                         frame = frame * (1 - front_alpha) + front * front_alpha
@@ -123,7 +128,12 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
                         visible = int((owners[by1:by2, bx1:bx2] == pid).sum())
                         records.append({"camera": cam_index, "frame": t, "pid": pid, "box": [bx1, by1, bx2, by2],
                                         "visible": round(visible / max(1, full), 3)})
-                    writer.write(cv2.cvtColor(np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+                    if thermal:  # one sensor (gain, blur) for the whole video, fresh grain per frame
+                        pixels = finish_infrared(frame, camera, _frame_rng(scene.seed, cam_index, t),
+                                                 _frame_rng(scene.seed, cam_index, -1))
+                    else:
+                        pixels = np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
+                    writer.write(cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR))
             finally:
                 writer.release()
             files.append(name)
@@ -145,15 +155,23 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
             "mot_ground_truth": MOT_FOLDER,
             "pids": list(range(1, scene.people + 1)),
             "lookalike_pairs": [[2 * k + 1, 2 * k + 2] for k in range(scene.lookalike_pairs)],
+            "infrared": [f"cam{c}" for c in scene.infrared],
             "visits": visits,
         })
     return out
 
 
-def _render_frame(background: np.ndarray, camera: Camera, mine: Sequence[Dict[str, Any]],
+def _frame_rng(seed: int, cam_index: int, t: int) -> np.random.Generator:
+    """The thermal sensor's generator of one frame (``t`` = -1: the video's fixed gain and blur)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 11, int(cam_index), int(t) + 1]))
+
+
+def _render_frame(background: np.ndarray, camera: Optional[Camera], mine: Sequence[Dict[str, Any]],
                   idents: Dict[int, Identity], t: int, scale: float, width: int, height: int
                   ) -> Tuple[np.ndarray, Dict[Any, Any]]:
-    """One frame of one camera (RGB float) and per pid (x1, y1, x2, y2, person pixels); ``_owners``: pixel owners."""
+    """One frame of one camera (RGB float) and per pid (x1, y1, x2, y2, person pixels); ``_owners``: pixel owners.
+
+    ``camera``: its lighting is applied to the people (None: a thermal camera, ``idents`` already thermal)."""
     frame = background.copy()
     present = sorted((v for v in mine if v["start"] <= t < v["start"] + v["duration"]), key=lambda v: v["ground"])
     owners = np.zeros((height, width), np.int32)
@@ -162,7 +180,8 @@ def _render_frame(background: np.ndarray, camera: Camera, mine: Sequence[Dict[st
         tall = int(round((100 + 60 * (v["ground"] - 0.78) / 0.19) * scale))
         view = "right" if v["rightwards"] else "left"
         person, alpha = draw_scaled(idents[v["pid"]], view, tall, phase=0.55 * t)
-        person = apply_lighting(person, camera)
+        if camera is not None:
+            person = apply_lighting(person, camera)
         ph, pw = alpha.shape
         progress = (t - v["start"]) / max(1, v["duration"] - 1)
         if not v["rightwards"]:
