@@ -14,7 +14,7 @@ dataset's, so the embedder has never seen them), with the main job's ``model_int
 0.2, 20 crops for a new identity) the same embedder measures cross-camera IDF1 0.905 and the
 stream embedder of ``train/configs/visnet_synthetic_stream.yaml`` (trained on look-alikes) 0.854,
 HOTA 0.61-0.74; the IDF1 floor stays at the fifth round's level because the same settings average
-0.809 over other seeds of the scene and a retrained embedder moves it by about 0.03.
+0.809 over seeds 0-5 of the scene description and a retrained embedder moves it by about 0.03.
 The floors sit a little below the fifth-round measurement; they are quality floors, not speed
 limits.
 """
