@@ -185,11 +185,18 @@ def test_a_thermal_scene_camera_is_grey_and_streamed_as_infrared(tmp_path: Path,
     assert main(["stream", "--eval", str(folder), "--model", str(model), "--out", str(out), "--threads", "1"]) == 0
     assert "Infrared camera(s) cam2: their crops take the model's infrared path." in capsys.readouterr().out
     assert (out / "metrics.json").is_file()
+    visible_only = ["--source", f"cam1={folder / 'cam1.mp4'}", "--model", str(model), "--threads", "1"]
+    assert main(["stream", "--eval", str(folder), *visible_only, "--out", str(tmp_path / "o1")]) == 0
+    assert "Infrared camera(s)" not in capsys.readouterr().out  # the thermal camera is not played
+    with_cam1 = [*visible_only, "--infrared", "cam1", "--out", str(tmp_path / "o2")]
+    assert main(["stream", "--eval", str(folder), *with_cam1]) == 0
+    assert "Infrared camera(s) cam1: their" in capsys.readouterr().out  # --infrared adds to the scene's own
     with pytest.raises(InvalidInputError, match="infrared cameras among 1-2"):
         dataclasses.replace(TINY, infrared=(3,))
     path = tmp_path / "ir.yaml"
-    path.write_text("people: 4\ncameras: 3\ninfrared: [3]\n")
-    assert load_scene(path).infrared == (3,)
-    path.write_text("people: 4\ncameras: 3\ninfrared: night\n")
-    with pytest.raises(InvalidInputError, match="'infrared' must be a list of integers"):
-        load_scene(path)
+    path.write_text("people: 4\ncameras: 3\ninfrared: [3, 2]\n")
+    assert load_scene(path).infrared == (2, 3)
+    for bad in ("night", "[2.5]", "[true]", "'23'"):
+        path.write_text(f"people: 4\ncameras: 3\ninfrared: {bad}\n")
+        with pytest.raises(InvalidInputError, match="infrared cameras as a list of integers"):
+            load_scene(path)

@@ -171,22 +171,25 @@ def test_colour_histogram_is_not_enough(tmp_path: Path) -> None:
 
 def test_lookalike_fraction_pairs_ids_that_differ_in_one_detail(tmp_path: Path) -> None:
     from edge_reid.data.datasets.synthetic import SyntheticDataset
-    from edge_reid.data.synthetic.dataset import _person, params_key
+    from edge_reid.data.synthetic.dataset import _person, keyed_params, params_key
 
-    pairs = [p for p in range(2, 41, 2) if _person(3, p, 1.0, 20) != sample_identity(3, p)]
-    assert pairs == [p for p in range(2, 41, 2) if p != 20 + 1], "every even id but across the split boundary"
+    pairs = [p for p in range(2, 41, 2) if _person(3, p, 1.0, 21) != sample_identity(3, p)]
+    assert 22 not in pairs and pairs == [p for p in range(2, 41, 2) if p != 22], "never across the split"
     for p in pairs:
-        a, b = sample_identity(3, p - 1).to_dict(), _person(3, p, 1.0, 20).to_dict()
+        a, b = sample_identity(3, p - 1).to_dict(), _person(3, p, 1.0, 21).to_dict()
         assert len([k for k in a if a[k] != b[k] and k != "pid"]) == 1
-    assert _person(3, 3, 1.0, 20) == sample_identity(3, 3)  # odd ids are themselves
+    assert _person(3, 3, 1.0, 21) == sample_identity(3, 3)  # odd ids are themselves
     half = sum(_person(3, p, 0.5, 200) != sample_identity(3, p) for p in range(2, 401, 2))
     assert 60 <= half <= 140
-    root = generate_dataset(tmp_path / "twins", seed=3, lookalike_fraction=1.0, **SMALL)
+    root = generate_dataset(tmp_path / "twins", seed=3, lookalike_fraction=1, **SMALL)
     manifest = json.loads((root / "synthetic.json").read_text())
-    assert manifest["params"]["lookalike_fraction"] == 1.0
     plain = {k: v for k, v in manifest["params"].items() if k != "lookalike_fraction"}
+    # the key a config's options give (int 1 or 0 as written in YAML) is the key the generator records
+    assert manifest["key"] == params_key(keyed_params({**plain, "lookalike_fraction": 1}))
     assert manifest["key"] != params_key(plain), "a look-alike set is cached apart from the plain one"
-    with pytest.raises(InvalidInputError, match="look-alike fraction"):
-        generate_dataset(tmp_path / "bad", seed=3, lookalike_fraction=1.5, **SMALL)
+    assert params_key(keyed_params({**plain, "lookalike_fraction": 0})) == params_key(plain)
+    for bad in (1.5, "half", None):
+        with pytest.raises(InvalidInputError, match="look-alike fraction"):
+            generate_dataset(tmp_path / "bad", seed=3, lookalike_fraction=bad, **SMALL)
     with pytest.raises(InvalidInputError, match="does not take"):
         SyntheticDataset(verbose=False, lookalike=0.5)

@@ -5,7 +5,8 @@
 MOTChallenge sequences named like the cameras (``<camera>/gt/gt.txt`` + ``seqinfo.ini``).
 With a scene and no ``--source`` its videos are played (``--source camN=...`` plays a subset of
 its cameras, scored on those) and, without ``--gallery``, the gallery is enrolled from the
-scene's enrolment images (visible); the scene's thermal cameras are streamed as ``--infrared``. After the run, the events become per-camera
+scene's enrolment images (visible); the scene's thermal cameras are streamed as
+``--infrared``. After the run, the events become per-camera
 tracker files and TrackEval computes the metrics (:mod:`edge_reid.evaluation.tracking`);
 ``metrics.json`` (metrics, per-stage timing, frames per second per camera) and a table follow.
 """

@@ -16,8 +16,8 @@ class StreamConfig:
     """Knobs of the loop (defaults chosen for 10-30 FPS cameras and people 100+ pixels tall)."""
 
     embed_interval: int = 1          # embed a track's crop every N-th frame it is seen
-    min_observations: int = 20       # embedded crops before an unmatched track becomes an identity (2 s at 10 FPS:
-    #                                  a fragment of a crossing does not become a person; README, camera streams)
+    min_observations: int = 20       # embedded crops before an unmatched track becomes an identity (2 s at 10 FPS
+    #                                  and embed_interval 1: a fragment of a crossing does not become a person)
     min_quality: float = 1.0         # summed quality weight needed for that
     new_identities: bool = True      # unmatched confident tracks become new identities
     min_crop_height: int = 24        # smaller boxes are tracked but not embedded

@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, Optional
 from edge_reid.data import DATASETS
 from edge_reid.data.datasets.base import PathLike
 from edge_reid.data.datasets.market1501 import Market1501
-from edge_reid.data.synthetic.dataset import OPTIONAL_PARAMS, default_params, generate_dataset, params_key, read_manifest
+from edge_reid.data.synthetic.dataset import (OPTIONAL_PARAMS, default_params, generate_dataset, keyed_params,
+                                              params_key, read_manifest)
 from edge_reid.errors import InvalidInputError
 from edge_reid.utils.paths import cache_dir
 
@@ -32,7 +33,7 @@ def generated_root(kind: str, params: Dict[str, Any], key: str, generate: Callab
 
 def default_root(**overrides: Any) -> Path:
     """Folder of the synthetic set with these parameters, generated there if missing."""
-    params = {**default_params(), **overrides}
+    params = keyed_params({**default_params(), **overrides})
     return generated_root("synthetic", params, params_key(params), generate_dataset)
 
 

@@ -54,6 +54,28 @@ def default_params() -> Dict[str, Any]:
     }
 
 
+def lookalike_fraction_of(value: Any) -> float:
+    """The ``lookalike_fraction`` option as a float in [0, 1] (one sentence otherwise)."""
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = float("nan")
+    if not 0.0 <= fraction <= 1.0:
+        raise InvalidInputError(f"The look-alike fraction must be a number within [0, 1], got {value!r}.")
+    return fraction
+
+
+def keyed_params(params: Dict[str, Any]) -> Dict[str, Any]:
+    """``params`` as :func:`generate_dataset` records them (``lookalike_fraction`` a float, left out when
+    0), so that a key computed from a config's options matches the key in the generated manifest."""
+    out = dict(params)
+    if "lookalike_fraction" in out:
+        fraction = lookalike_fraction_of(out.pop("lookalike_fraction"))
+        if fraction:
+            out["lookalike_fraction"] = fraction
+    return out
+
+
 def params_key(params: Dict[str, Any]) -> str:
     """A short key of the generation parameters and generator version (cache folder name)."""
     text = json.dumps({"version": GENERATOR_VERSION, **params}, sort_keys=True)
@@ -115,10 +137,10 @@ def _distractor(seed: int, index: int, cam: Camera, scene: np.ndarray) -> Tuple[
     return finish(img, cam, rng), mask
 
 
-def _junk(seed: int, index: int, pid: int, cam: Camera, scene: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """A badly cropped picture of a test id: a small part of the body blown up (pid -1)."""
+def _junk(seed: int, index: int, ident: Identity, cam: Camera, scene: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """A badly cropped picture of a test person ``ident``: a small part of the body blown up (pid -1)."""
     rng = _rng(seed, 2, index)
-    img, mask = render_crop(sample_identity(seed, pid), cam, scene, rng, occlusion=False)
+    img, mask = render_crop(ident, cam, scene, rng, occlusion=False)
     H, W = CROP_SIZE
     h = int(H * rng.uniform(0.3, 0.45))
     y = int(rng.choice([0, H - h]))
@@ -151,8 +173,7 @@ def generate_dataset(
     learns to tell such pairs apart and its test split has them among the gallery's people.
     """
     validate_params(num_ids, num_cams, images_per_id_per_cam)
-    if not 0.0 <= float(lookalike_fraction) <= 1.0:
-        raise InvalidInputError(f"The look-alike fraction must be within [0, 1], got {lookalike_fraction}.")
+    fraction = lookalike_fraction_of(lookalike_fraction)
     num_distractors = num_ids if num_distractors is None else int(num_distractors)
     num_junk = num_ids // 2 if num_junk is None else int(num_junk)
     params = {
@@ -160,8 +181,8 @@ def generate_dataset(
         "images_per_id_per_cam": int(images_per_id_per_cam), "max_cams_per_id": int(max_cams_per_id),
         "query_cams_per_id": int(query_cams_per_id), "num_distractors": num_distractors, "num_junk": num_junk,
     }
-    if lookalike_fraction:  # only when used, so the keys (cache folders) of earlier sets stay as they were
-        params["lookalike_fraction"] = float(lookalike_fraction)
+    if fraction:  # only when used, so the keys (cache folders) of earlier sets stay as they were
+        params["lookalike_fraction"] = fraction
     out = Path(out).expanduser()
     cams = [make_camera(seed, c) for c in range(1, num_cams + 1)]
     scenes = [scene_for(c) for c in cams]
@@ -173,7 +194,7 @@ def generate_dataset(
             (root / "masks" / folder).mkdir(parents=True)
         test_pids: List[int] = []
         for pid in range(1, num_ids + 1):
-            ident = _person(seed, pid, float(lookalike_fraction), num_train)
+            ident = _person(seed, pid, fraction, num_train)
             prng = _rng(seed, 0, pid)
             n_cams = int(prng.integers(2, max(2, min(max_cams_per_id, num_cams)) + 1))
             id_cams = sorted(int(c) for c in prng.choice(num_cams, size=n_cams, replace=False) + 1)
@@ -202,7 +223,7 @@ def generate_dataset(
         for i in range(num_junk):
             cam = 1 + i % num_cams
             pid = test_pids[i % len(test_pids)]
-            img, mask = _junk(seed, i, pid, cams[cam - 1], scenes[cam - 1])
+            img, mask = _junk(seed, i, _person(seed, pid, fraction, num_train), cams[cam - 1], scenes[cam - 1])
             _save(root, TEST_DIR, _name(-1, cam, 1, 1 + i * 3), img, mask)
             counts["junk"] += 1
         atomic_write_json(root / MANIFEST, {

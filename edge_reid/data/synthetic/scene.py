@@ -19,7 +19,6 @@ from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
-from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS  # noqa: F401  (re-exported: what a pair differs in)
 from edge_reid.errors import InvalidInputError
 from edge_reid.registry import Registry
 
@@ -50,6 +49,10 @@ class Scene:
     infrared: Tuple[int, ...] = ()  # cameras (1-based) that are thermal cameras (grey, people by heat: infrared.py)
 
     def __post_init__(self) -> None:
+        if not _int_items(self.infrared):
+            raise InvalidInputError(f"Scene '{self.name}' needs infrared cameras as a list of integers, "
+                                    f"got {self.infrared!r}.")
+        object.__setattr__(self, "infrared", tuple(sorted(self.infrared)))  # one order, one cache key
         checks = [(self.people >= 1, f"at least 1 person, got {self.people}"),
                   (self.cameras >= 2, f"at least 2 cameras, got {self.cameras}"),
                   (self.frames >= 20, f"at least 20 frames per camera, got {self.frames}"),
@@ -81,17 +84,20 @@ class Scene:
         if unknown:
             raise InvalidInputError(f"Unknown scene field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}.")
         data = dict(data)
-        for key in ("size", "infrared"):
-            if key in data:
-                try:
-                    data[key] = tuple(int(v) for v in (data[key] or ()))
-                except (TypeError, ValueError):
-                    raise InvalidInputError(f"Scene field '{key}' must be a list of integers, got {data[key]!r}.") from None
+        if "size" in data:
+            if not _int_items(data["size"]) or len(data["size"]) != 2:
+                raise InvalidInputError(f"Scene field 'size' must be [width, height] in pixels, got {data['size']!r}.")
+            data["size"] = tuple(data["size"])
         return cls(**data)
 
     def key(self) -> str:
         """A short hash of the description (cache folder names)."""
         return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _int_items(value: Any) -> bool:
+    """Whether ``value`` is a list or tuple of integers (not booleans, strings or floats)."""
+    return isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 SCENES.register("easy")(lambda: Scene(name="easy"))

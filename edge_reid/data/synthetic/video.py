@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from edge_reid.data.synthetic.cameras import VIEWS, Camera, apply_lighting, make_camera, muted_colour, render_scene
-from edge_reid.data.synthetic.infrared import finish_infrared, thermal_background, thermal_identity
 from edge_reid.data.synthetic.identity import LOOKALIKE_DETAILS, SCENE_PEOPLE, Identity, lookalike, sample_identity
+from edge_reid.data.synthetic.infrared import finish_infrared, thermal_background, thermal_identity
 from edge_reid.data.synthetic.mot import MOT_FOLDER, write_mot_ground_truth
 from edge_reid.data.synthetic.render import CROP_SIZE, draw_scaled, render_crop, scene_for
 from edge_reid.data.synthetic.scene import Scene, load_scene, plan_visits
