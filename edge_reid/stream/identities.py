@@ -32,6 +32,10 @@ import numpy as np
 from edge_reid.errors import InvalidInputError
 
 SCOPES = ("all", "camera")
+#: the assignment's tuned defaults (StreamConfig takes the same): bonus of a track's current identity,
+#: assignments in a row another identity must win, embedded crops and summed quality before an unmatched
+#: track becomes a new identity. 0.2 and 20 were chosen on 16 replayed scenes (README, camera streams).
+STICKINESS, SWITCH_AFTER, MIN_OBSERVATIONS, MIN_QUALITY = 0.2, 3, 20, 1.0
 
 
 def assign_one_to_one(scores: np.ndarray, unknown: Sequence[float]) -> List[Optional[int]]:
@@ -55,8 +59,9 @@ def assign_one_to_one(scores: np.ndarray, unknown: Sequence[float]) -> List[Opti
 class IdentityAssigner:
     """Assigns gallery identities to live tracks (see the module docstring)."""
 
-    def __init__(self, gallery: Any, scope: str = "all", stickiness: float = 0.2, switch_after: int = 3,
-                 active_gap: int = 2, min_observations: int = 20, min_quality: float = 1.0,
+    def __init__(self, gallery: Any, scope: str = "all", stickiness: float = STICKINESS,
+                 switch_after: int = SWITCH_AFTER, active_gap: int = 2, min_observations: int = MIN_OBSERVATIONS,
+                 min_quality: float = MIN_QUALITY,
                  new_identities: bool = True, assign_after: int = 1, memory_observations: int = 0,
                  centring: Optional[Any] = None, memory_margin: float = 0.0) -> None:
         if scope not in SCOPES:

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import numpy as np
 
+from edge_reid.stream.identities import MIN_OBSERVATIONS, MIN_QUALITY, STICKINESS, SWITCH_AFTER
 from edge_reid.stream.sources import FramePacket
 from edge_reid.stream.tracker import DEFAULT_TRACKER
 
@@ -16,9 +17,9 @@ class StreamConfig:
     """Knobs of the loop (defaults chosen for 10-30 FPS cameras and people 100+ pixels tall)."""
 
     embed_interval: int = 1          # embed a track's crop every N-th frame it is seen
-    min_observations: int = 20       # embedded crops before an unmatched track becomes an identity (2 s at 10 FPS
-    #                                  and embed_interval 1: a fragment of a crossing does not become a person)
-    min_quality: float = 1.0         # summed quality weight needed for that
+    min_observations: int = MIN_OBSERVATIONS  # embedded crops before an unmatched track becomes an identity
+    #                                  (20: 2 s at 10 FPS with embed_interval 1; a crossing's fragment is not a person)
+    min_quality: float = MIN_QUALITY  # summed quality weight needed for that
     new_identities: bool = True      # unmatched confident tracks become new identities
     min_crop_height: int = 24        # smaller boxes are tracked but not embedded
     max_crop_aspect: float = 5.0     # nor are boxes more than this many times as tall as wide (slivers at the frame edge)
@@ -26,8 +27,8 @@ class StreamConfig:
     split_after: int = 4             # consecutive diverging interior crops that split the track
     split_min_observations: int = 4  # interior crops a track needs before it can be split
     identity_scope: str = "all"      # one-to-one over all cameras' live tracks ("camera": per camera)
-    stickiness: float = 0.2          # added to a track's current identity's score in the assignment
-    switch_after: int = 3            # assignments in a row another identity must win before a track switches
+    stickiness: float = STICKINESS   # added to a track's current identity's score in the assignment
+    switch_after: int = SWITCH_AFTER  # assignments in a row another identity must win before a track switches
     memory_observations: int = 10    # a finished track with this many crops adds its aggregate to its identity (0: off)
     memory_margin: float = 0.0       # ... if its identity beats every other by this cosine margin
     camera_centring: bool = False    # match tracks minus their camera's running mean embedding (domain.py)

@@ -176,13 +176,12 @@ def generate_dataset(
     fraction = lookalike_fraction_of(lookalike_fraction)
     num_distractors = num_ids if num_distractors is None else int(num_distractors)
     num_junk = num_ids // 2 if num_junk is None else int(num_junk)
-    params = {
+    params = keyed_params({  # lookalike_fraction only when used: earlier sets keep their keys (cache folders)
         "num_ids": int(num_ids), "num_cams": int(num_cams), "seed": int(seed),
         "images_per_id_per_cam": int(images_per_id_per_cam), "max_cams_per_id": int(max_cams_per_id),
         "query_cams_per_id": int(query_cams_per_id), "num_distractors": num_distractors, "num_junk": num_junk,
-    }
-    if fraction:  # only when used, so the keys (cache folders) of earlier sets stay as they were
-        params["lookalike_fraction"] = fraction
+        "lookalike_fraction": fraction,
+    })
     out = Path(out).expanduser()
     cams = [make_camera(seed, c) for c in range(1, num_cams + 1)]
     scenes = [scene_for(c) for c in cams]
@@ -192,7 +191,7 @@ def generate_dataset(
         for folder in (TRAIN_DIR, TEST_DIR, QUERY_DIR):
             (root / folder).mkdir()
             (root / "masks" / folder).mkdir(parents=True)
-        test_pids: List[int] = []
+        test_people: List[Identity] = []
         for pid in range(1, num_ids + 1):
             ident = _person(seed, pid, fraction, num_train)
             prng = _rng(seed, 0, pid)
@@ -200,7 +199,7 @@ def generate_dataset(
             id_cams = sorted(int(c) for c in prng.choice(num_cams, size=n_cams, replace=False) + 1)
             is_train = pid <= num_train
             if not is_train:
-                test_pids.append(pid)
+                test_people.append(ident)
             n_query = min(query_cams_per_id, len(id_cams) - 1)
             query_cams = set(int(c) for c in prng.choice(id_cams, size=n_query, replace=False))
             for cam in id_cams:
@@ -222,8 +221,7 @@ def generate_dataset(
             counts["distractors"] += 1
         for i in range(num_junk):
             cam = 1 + i % num_cams
-            pid = test_pids[i % len(test_pids)]
-            img, mask = _junk(seed, i, _person(seed, pid, fraction, num_train), cams[cam - 1], scenes[cam - 1])
+            img, mask = _junk(seed, i, test_people[i % len(test_people)], cams[cam - 1], scenes[cam - 1])
             _save(root, TEST_DIR, _name(-1, cam, 1, 1 + i * 3), img, mask)
             counts["junk"] += 1
         atomic_write_json(root / MANIFEST, {

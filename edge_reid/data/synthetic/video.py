@@ -96,7 +96,7 @@ def write_scene_video(out_dir: Any, scene: Any) -> Path:
     out = Path(out_dir).expanduser()
     visits = plan_visits(scene)
     idents = scene_identities(scene)
-    thermal_idents = {pid: thermal_identity(ident) for pid, ident in idents.items()}
+    thermal_idents = {pid: thermal_identity(ident) for pid, ident in idents.items()} if scene.infrared else {}
     scale = height / 360.0
     records: List[Dict[str, Any]] = []
     files = []
