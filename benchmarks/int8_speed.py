@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 import tempfile
 import time
@@ -103,12 +102,20 @@ def markdown(rows: List[Dict[str, Any]], machine: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sizes(text: str) -> List[Tuple[str, Optional[Tuple[int, int]]]]:
+    """``--sizes``: each entry with its input size (None for 'bench', the model's own)."""
+    from edge_reid.bench.options import parse_hw
+
+    return [(t, None if t == "bench" else parse_hw(t)) for t in (s.strip() for s in text.split(",")) if t]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from int8_models import PLAN  # the sibling script (its folder is on the path when run as a script)
 
     parser = argparse.ArgumentParser(prog="int8_speed.py", description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=",".join(PLAN))
-    parser.add_argument("--sizes", default="bench,128x64,256x128", help="'bench' or HxW, comma-separated")
+    parser.add_argument("--sizes", type=_sizes, default="bench,128x64,256x128",
+                        help="'bench' or HxW, comma-separated")
     parser.add_argument("--out", default="runs/int8_speed")
     parser.add_argument("--extra-ops", default="", help="op types quantized beside Conv/Gemm/MatMul, e.g. "
                         "Add,GlobalAveragePool (rows kept apart from the default ones)")
@@ -124,13 +131,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     store = out / "int8_speed.json"
     rows: List[Dict[str, Any]] = json.loads(store.read_text()) if store.is_file() else []
     extra_ops = tuple(v.strip() for v in args.extra_ops.split(",") if v.strip())
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    bad = [t for t in sizes if t != "bench" and not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", t.lower())]
-    if bad:
-        parser.error(f"--sizes takes 'bench' or HxW (e.g. 256x128), got {', '.join(bad)}")
     for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-        for text in sizes:
-            size = None if text == "bench" else tuple(int(v) for v in text.lower().split("x"))
+        for text, size in args.sizes:
             try:
                 row = measure(model, size, args.iters, args.rounds, extra_ops=extra_ops)
             except Exception as exc:  # one model / size failing keeps the others

@@ -17,7 +17,8 @@ from edge_reid.errors import InvalidInputError
 STAGES = ("complexity", "latency", "accuracy")
 
 
-def _size(text: str) -> Tuple[int, int]:
+def parse_hw(text: str) -> Tuple[int, int]:
+    """``HxW`` (e.g. ``256x128``) as ``(H, W)``; an argparse type, so a bad value is one sentence and exit 2."""
     try:
         h, w = (int(v) for v in text.lower().replace(",", "x").split("x"))
     except ValueError:
@@ -61,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "trained models on one table and plot")
     src.add_argument("--checkpoint", help="an edge-reid checkpoint to export and benchmark")
     src.add_argument("--model", help="a registry model to benchmark untrained (latency only is meaningful)")
-    parser.add_argument("--input-size", type=_size, default=None, help="HxW for --model (default 256x128)")
+    parser.add_argument("--input-size", type=parse_hw, default=None, help="HxW for --model (default 256x128)")
     parser.add_argument("--models", type=_names, default=None,
                         help="extra registry models timed untrained beside the main one (default: none; all with --full)")
     parser.add_argument("--batches", type=_ints, default=None, help="batch sizes (default 1,8; --full adds 32 and the profile max)")
@@ -83,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib", default="synthetic:train", help="INT8 calibration: dataset:split or 'random' (smoke tests)")
     parser.add_argument("--calib-images", type=int, default=None, help="calibration crops (default 64; --full 256)")
     parser.add_argument("--complexity-models", type=_names, default=None, help="models for the complexity table (default: all)")
-    parser.add_argument("--complexity-input", type=_size, default=(256, 128), help="HxW for params/MACs (default 256x128)")
+    parser.add_argument("--complexity-input", type=parse_hw, default=(256, 128), help="HxW for params/MACs (default 256x128)")
     parser.add_argument("--num-classes", type=int, default=PAPER_NUM_CLASSES,
                         help=f"classifier size for params (default {PAPER_NUM_CLASSES}, Market-1501)")
 
